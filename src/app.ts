@@ -1,0 +1,112 @@
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import type { IResolvers } from '@graphql-tools/utils';
+import {
+  createSchema,
+  createYoga,
+  maskError,
+  useExecutionCancellation,
+  type YogaServerInstance,
+} from 'graphql-yoga';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { RequestContext } from './context.js';
+import { createPool, type PoolSettings } from './db/pool.js';
+import type { RequestScopeStats } from './db/request-scope.js';
+import { createLogger, toYogaLogger } from './logger.js';
+import { useRequestScope } from './plugins/use-request-scope.js';
+import { resolvers } from './resolvers/index.js';
+
+/** `schema.graphql`, the source of truth for the schema, read at server creation. */
+export const SCHEMA_PATH = fileURLToPath(new URL('../schema.graphql', import.meta.url));
+
+/** The query GraphiQL opens with. */
+export const GRAPHIQL_DEFAULT_QUERY = '{ items { number } }';
+
+/** What graphql-yoga's Node adapter passes as the server context when mounted on `node:http`. */
+export interface ServerContext {
+  req?: IncomingMessage;
+  res?: ServerResponse;
+}
+
+/** Options of {@link createServer}. Nothing here is read from the environment. */
+export interface CreateServerOptions {
+  /**
+   * The database: pool settings (the server creates the pool and ends it on `close()`), or a
+   * `pg.Pool` the host owns and ends itself (set its `connectionTimeoutMillis`: pg-pool otherwise
+   * waits forever for a connection).
+   */
+  database: PoolSettings | pg.Pool;
+  /** Where GraphQL (and GraphiQL) is served. @default '/graphql' */
+  graphqlEndpoint?: string;
+  /** Where logs go. @default a pino logger at level `info` on stdout */
+  logger?: Logger;
+  /**
+   * Extra type definitions and resolvers merged into the schema, for programs that embed
+   * poolgraph and add fields of their own; their resolvers get the same `db` and `loaders`.
+   */
+  extend?: { typeDefs: string; resolvers: IResolvers<unknown, RequestContext> };
+  /** Called after each request released its connection, with what it did with the database. */
+  onScopeReleased?: (stats: RequestScopeStats, request: Request) => void;
+}
+
+/** What {@link createServer} returns. */
+export interface PoolgraphServer {
+  /** The graphql-yoga app: a Node request listener and a WHATWG `fetch` handler. */
+  yoga: YogaServerInstance<ServerContext, RequestContext>;
+  /** The pool every request borrows its one connection from. */
+  pool: pg.Pool;
+  /**
+   * Disposes the Yoga app and, when the server created the pool, ends it. Close the HTTP server
+   * (and let its requests finish) first: Yoga does not wait for requests in flight.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates the poolgraph GraphQL server: `schema.graphql` with its resolvers, a per-request scope
+ * (one lazily taken connection, per-request loaders) and GraphiQL. It does not listen: mount
+ * `yoga` on a Node HTTP server (`http.createServer(server.yoga)`) or call `yoga.fetch`.
+ */
+export function createServer(options: CreateServerOptions): PoolgraphServer {
+  const logger = options.logger ?? createLogger();
+  const ownsPool = !(options.database instanceof pg.Pool);
+  const pool = options.database instanceof pg.Pool ? options.database : createPool(options.database, logger);
+  const poolTimeoutMs =
+    options.database instanceof pg.Pool
+      ? (options.database.options.connectionTimeoutMillis ?? 0)
+      : options.database.timeoutMs;
+
+  const yoga = createYoga<ServerContext, RequestContext>({
+    schema: createSchema<RequestContext>({
+      typeDefs: [readFileSync(SCHEMA_PATH, 'utf8'), ...(options.extend ? [options.extend.typeDefs] : [])],
+      resolvers: [resolvers, ...(options.extend ? [options.extend.resolvers] : [])],
+    }),
+    graphqlEndpoint: options.graphqlEndpoint ?? '/graphql',
+    graphiql: { title: 'poolgraph', defaultQuery: GRAPHIQL_DEFAULT_QUERY },
+    landingPage: false,
+    logging: toYogaLogger(logger),
+    maskedErrors: {
+      maskError(error, message, isDev) {
+        const masked = maskError(error, message, isDev);
+        if (masked !== error) logger.error({ err: error }, 'unexpected error while executing an operation');
+        return masked;
+      },
+    },
+    plugins: [
+      useRequestScope({ pool, poolTimeoutMs, onScopeReleased: options.onScopeReleased }),
+      // Stop resolving fields of an operation whose client went away.
+      useExecutionCancellation(),
+    ],
+  });
+
+  return {
+    yoga,
+    pool,
+    async close() {
+      await yoga.dispose();
+      if (ownsPool) await pool.end();
+    },
+  };
+}

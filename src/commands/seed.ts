@@ -1,0 +1,46 @@
+/**
+ * `npm run seed -- --categories N --items-per-category M`: replaces every row of the database
+ * (`DATABASE_URL`, or the embedded one) with the fixed data set described in `src/db/seed.ts`.
+ * Defaults to 100 x 100, the benchmark's size.
+ */
+import { parseArgs } from 'node:util';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { Database } from '../db/schema.js';
+import { DEFAULT_SEED_SIZE, seed } from '../db/seed.js';
+import { runCommand } from './run-command.js';
+
+const { values } = parseArgs({
+  options: {
+    categories: { type: 'string', default: String(DEFAULT_SEED_SIZE.categories) },
+    'items-per-category': { type: 'string', default: String(DEFAULT_SEED_SIZE.itemsPerCategory) },
+  },
+});
+
+/** Checked before any database is opened, so a typo costs nothing. */
+function count(name: string, value: string): number {
+  const parsed = Number(value);
+  if (!/^\d+$/.test(value) || parsed > 1_000_000) {
+    process.stderr.write(`poolgraph: --${name} must be a whole number from 0 to 1000000, got "${value}"\n`);
+    process.exit(1);
+  }
+  return parsed;
+}
+
+const size = {
+  categories: count('categories', values.categories),
+  itemsPerCategory: count('items-per-category', values['items-per-category']),
+};
+
+runCommand(async ({ url }, logger) => {
+  const db = new Kysely<Database>({
+    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }),
+  });
+  try {
+    const started = performance.now();
+    await seed(db, size);
+    logger.info({ ...size, ms: Math.round(performance.now() - started) }, 'seeded');
+  } finally {
+    await db.destroy();
+  }
+});

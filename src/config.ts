@@ -1,0 +1,116 @@
+import type { LevelWithSilent } from 'pino';
+import { z } from 'zod';
+import type { PoolSettings } from './db/pool.js';
+
+/** Every setting of poolgraph, parsed and validated once from the environment. */
+export interface Config {
+  /** `DATABASE_URL`; undefined means "start the embedded PostgreSQL". */
+  databaseUrl: string | undefined;
+  /** `DATA_DIR`: where the embedded PostgreSQL keeps its data. */
+  dataDir: string;
+  /** `PORT` to listen on; 0 picks a free one. */
+  port: number;
+  /** `HOST` to listen on; undefined listens on every interface, as Node does. */
+  host: string | undefined;
+  /** The pool, in SQLAlchemy's terms (see {@link PoolSettings}). */
+  pool: Omit<PoolSettings, 'connectionString'>;
+  /** `SHUTDOWN_TIMEOUT_MS`: how long a shutdown waits for requests in flight. */
+  shutdownTimeoutMs: number;
+  /** `LOG_LEVEL`. */
+  logLevel: LevelWithSilent;
+}
+
+/** The configuration is wrong; `problems` has one line per variable, naming it and its value. */
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .min(min, `must be at least ${min}`)
+        .max(max, `must be at most ${max}`),
+    );
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const ONE_DAY_MS = 86_400_000;
+
+/** The variables, their rules and their defaults (also listed in the README). */
+const environment = z
+  .object({
+    DATABASE_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+    DATA_DIR: z.string().prefault('.data'),
+    PORT: integer(0, 65535).prefault('4000'),
+    HOST: z.string().optional(),
+    POOL_SIZE: integer(0, 1000).prefault('5'),
+    POOL_MAX_OVERFLOW: integer(0, 1000).prefault('10'),
+    POOL_TIMEOUT_MS: integer(1, ONE_DAY_MS).prefault('5000'),
+    POOL_IDLE_TIMEOUT_MS: integer(0, ONE_DAY_MS).prefault('10000'),
+    POOL_RECYCLE_S: integer(0, 86_400 * 365).prefault('3600'),
+    STATEMENT_TIMEOUT_MS: integer(0, ONE_DAY_MS).prefault('15000'),
+    SHUTDOWN_TIMEOUT_MS: integer(0, ONE_DAY_MS).prefault('10000'),
+    LOG_LEVEL: z.enum(LOG_LEVELS, `must be one of ${LOG_LEVELS.join(', ')}`).prefault('info'),
+  })
+  .superRefine((env, context) => {
+    if (env.POOL_SIZE + env.POOL_MAX_OVERFLOW < 1) {
+      context.addIssue({
+        code: 'custom',
+        path: ['POOL_MAX_OVERFLOW'],
+        message: 'POOL_SIZE + POOL_MAX_OVERFLOW must be at least 1',
+      });
+    }
+  });
+
+/** Variables whose values are never printed (they may hold a password). */
+const SECRET_VARIABLES = new Set(['DATABASE_URL']);
+
+/**
+ * Reads every setting from `env` (empty values count as unset), or throws a {@link ConfigError}
+ * listing every wrong variable at once, each with its value and what is allowed.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input = Object.fromEntries(
+    Object.keys(environment.shape).map((name) => [name, env[name] === '' ? undefined : env[name]]),
+  );
+  const parsed = environment.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const name = String(issue.path[0]);
+        const value = SECRET_VARIABLES.has(name) ? '(hidden)' : JSON.stringify(input[name] ?? '');
+        return `${name}=${value}: ${issue.message}`;
+      }),
+    );
+  }
+  const e = parsed.data;
+  return {
+    databaseUrl: e.DATABASE_URL,
+    dataDir: e.DATA_DIR,
+    port: e.PORT,
+    host: e.HOST,
+    pool: {
+      size: e.POOL_SIZE,
+      maxOverflow: e.POOL_MAX_OVERFLOW,
+      timeoutMs: e.POOL_TIMEOUT_MS,
+      idleTimeoutMs: e.POOL_IDLE_TIMEOUT_MS,
+      recycleSeconds: e.POOL_RECYCLE_S,
+      statementTimeoutMs: e.STATEMENT_TIMEOUT_MS,
+    },
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    logLevel: e.LOG_LEVEL,
+  };
+}

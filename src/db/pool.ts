@@ -1,0 +1,62 @@
+import pg from 'pg';
+import type { Logger } from 'pino';
+
+/**
+ * How the one connection pool of a process is sized, in SQLAlchemy's terms. Read from the
+ * environment by `src/config.ts`; see the README for the defaults.
+ */
+export interface PoolSettings {
+  /** PostgreSQL connection string (`postgres://user:password@host:port/database`). */
+  connectionString: string;
+  /** Connections kept open when idle (SQLAlchemy `pool_size`, pg-pool `min`). */
+  size: number;
+  /** Extra connections opened under load and closed when idle (SQLAlchemy `max_overflow`). */
+  maxOverflow: number;
+  /** Longest wait for a connection before a request fails with `DATABASE_BUSY` (`pool_timeout`). */
+  timeoutMs: number;
+  /** Idle time after which a connection beyond `size` is closed; 0 keeps them open. */
+  idleTimeoutMs: number;
+  /** Close a connection once it is older than this many seconds (`pool_recycle`); 0 never. */
+  recycleSeconds: number;
+  /** Longest single SQL statement, sent as PostgreSQL's `statement_timeout`; 0 means no limit. */
+  statementTimeoutMs: number;
+}
+
+/** The `application_name` our connections carry, so operators (and tests) can find them. */
+export const APPLICATION_NAME = 'poolgraph';
+
+/**
+ * Creates the process's one `pg.Pool`. It never holds more than `size + maxOverflow` connections,
+ * keeps `size` of them open once opened, and waits at most `timeoutMs` for one (pg-pool waits
+ * forever unless `connectionTimeoutMillis` is set).
+ *
+ * An `error` listener is attached: pg-pool emits `error` when an *idle* connection dies (a server
+ * restart, `pg_terminate_backend`), and an `error` event without a listener would crash Node. The
+ * pool has already dropped that connection, so logging it is all there is to do.
+ */
+export function createPool(settings: PoolSettings, logger?: Logger): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: settings.connectionString,
+    application_name: APPLICATION_NAME,
+    min: settings.size,
+    max: settings.size + settings.maxOverflow,
+    connectionTimeoutMillis: settings.timeoutMs,
+    idleTimeoutMillis: settings.idleTimeoutMs,
+    maxLifetimeSeconds: settings.recycleSeconds,
+    // pg sends it as a startup parameter; 0 is PostgreSQL's "no limit".
+    statement_timeout: settings.statementTimeoutMs,
+  });
+  pool.on('error', (error) => {
+    logger?.warn({ err: error }, 'an idle database connection failed and was removed from the pool');
+  });
+  return pool;
+}
+
+/**
+ * Opens up to `count` connections at once and returns them to the pool, so that the `size`
+ * connections the pool keeps are open before the first request instead of during it.
+ */
+export async function warmUpPool(pool: pg.Pool, count: number): Promise<void> {
+  const clients = await Promise.all(Array.from({ length: count }, () => pool.connect()));
+  for (const client of clients) client.release();
+}

@@ -1,0 +1,256 @@
+import { performance } from 'node:perf_hooks';
+import { Kysely } from 'kysely';
+import pg from 'pg';
+import { DatabaseBusyError, DatabaseUnavailableError, StatementTimeoutError } from '../errors.js';
+import type { Database } from './schema.js';
+import { ScopeDialect } from './scope-dialect.js';
+
+/** What one request did with the database, reported when its scope is released. */
+export interface RequestScopeStats {
+  /** SQL statements sent, `BEGIN`/`COMMIT`/`ROLLBACK` included. */
+  statements: number;
+  /** Connections taken from the pool: 0 for a request that ran no SQL, otherwise 1. */
+  connectionsTaken: number;
+  /** `pg_backend_pid()` of the connection the request used, or null when it took none. */
+  backendPid: number | null;
+  /** Time spent waiting for the pool to hand out the connection, in milliseconds. */
+  acquireWaitMs: number;
+  /** Time the connection was held, from acquire to release, in milliseconds. */
+  heldMs: number;
+  /** True when the connection was destroyed on release instead of returned (it broke). */
+  destroyed: boolean;
+}
+
+/** Options of {@link RequestScope}. */
+export interface RequestScopeOptions {
+  /** The pool's acquire timeout, quoted in the `DATABASE_BUSY` message. */
+  poolTimeoutMs: number;
+  /** Called once, after the connection went back to the pool (or when none was taken). */
+  onRelease?: (stats: RequestScopeStats) => void;
+}
+
+/** A statement was attempted after the request's scope had been released. */
+export class RequestFinishedError extends Error {
+  constructor() {
+    super('This request has finished; its database connection was already released.');
+    this.name = 'RequestFinishedError';
+  }
+}
+
+/** The message pg-pool rejects `connect()` with when `connectionTimeoutMillis` elapses. */
+const POOL_TIMEOUT_MESSAGE = 'timeout exceeded when trying to connect';
+
+/**
+ * The database side of one request: a Kysely instance (`db`) whose every statement runs on the
+ * same pooled connection. The connection is taken lazily, at the first statement, so a request
+ * that runs no SQL takes none; `release()` returns it on every path.
+ *
+ * Release is safe to call while resolvers are still running (a client abort, an error that
+ * short-circuited execution): it refuses new statements outside a transaction, waits for the
+ * statements in flight and for an open transaction to finish, then returns the connection. A
+ * connection that broke, or that would go back with a transaction still open, is destroyed
+ * instead (pg-pool resets nothing on release). Only then can no statement of this request land on
+ * a connection another request is using.
+ *
+ * Transactions of one scope are serialised: two resolvers of the same request cannot interleave
+ * `BEGIN`s on the one connection. Statements of the same request that run outside the transaction
+ * while it is open join it, since they share the connection.
+ */
+export class RequestScope {
+  /** Kysely bound to this request's connection. Never use it after the response has finished. */
+  readonly db: Kysely<Database>;
+
+  readonly #pool: pg.Pool;
+  readonly #options: RequestScopeOptions;
+  #client: Promise<pg.PoolClient> | undefined;
+  #state: 'open' | 'closing' | 'closed' = 'open';
+  #released: Promise<void> | undefined;
+  #inFlight = 0;
+  #transactionOpen = false;
+  #transactionLock: Promise<void> = Promise.resolve();
+  #endTransaction: (() => void) | undefined;
+  #whenQuiet: (() => void) | undefined;
+  #broken: unknown;
+  #statements = 0;
+  #backendPid: number | null = null;
+  #acquireWaitMs = 0;
+  #acquiredAt = 0;
+  #heldMs = 0;
+
+  constructor(pool: pg.Pool, options: RequestScopeOptions) {
+    this.#pool = pool;
+    this.#options = options;
+    this.db = new Kysely<Database>({ dialect: new ScopeDialect(this) });
+  }
+
+  /** What this request did with the database so far. */
+  get stats(): RequestScopeStats {
+    return {
+      statements: this.#statements,
+      connectionsTaken: this.#client === undefined ? 0 : 1,
+      backendPid: this.#backendPid,
+      acquireWaitMs: this.#acquireWaitMs,
+      heldMs: this.#heldMs,
+      destroyed: this.#broken !== undefined,
+    };
+  }
+
+  /**
+   * Runs one statement on the request's connection, taking it from the pool first if needed.
+   * Pool and connection failures become `DATABASE_BUSY`, `DATABASE_UNAVAILABLE` or
+   * `STATEMENT_TIMEOUT` errors; any other PostgreSQL error is passed on for the caller to map.
+   */
+  async query(sql: string, parameters: readonly unknown[] = []): Promise<pg.QueryResult> {
+    if (this.#state === 'closed' || (this.#state === 'closing' && !this.#transactionOpen)) {
+      throw new RequestFinishedError();
+    }
+    this.#inFlight += 1;
+    try {
+      const client = await this.#connection();
+      this.#statements += 1;
+      return await client.query(sql, [...parameters]);
+    } catch (error) {
+      throw this.#translate(error);
+    } finally {
+      this.#inFlight -= 1;
+      this.#checkQuiet();
+    }
+  }
+
+  /** Starts a transaction (`BEGIN` or `START TRANSACTION ...`), after any open one has ended. */
+  async beginTransaction(sql: string): Promise<void> {
+    const previous = this.#transactionLock;
+    let end!: () => void;
+    this.#transactionLock = new Promise((resolve) => (end = resolve));
+    await previous;
+    try {
+      await this.query(sql);
+    } catch (error) {
+      end();
+      throw error;
+    }
+    this.#transactionOpen = true;
+    this.#endTransaction = end;
+  }
+
+  /** Ends the open transaction with `COMMIT` or `ROLLBACK`; returns the command PostgreSQL reported. */
+  async endTransaction(command: 'commit' | 'rollback'): Promise<string> {
+    try {
+      const result = await this.query(command);
+      return result.command;
+    } catch (error) {
+      // The transaction's state on the server is unknown now: never hand this connection on.
+      this.#broken ??= error;
+      throw error;
+    } finally {
+      this.#transactionOpen = false;
+      this.#endTransaction?.();
+      this.#endTransaction = undefined;
+      this.#checkQuiet();
+    }
+  }
+
+  /** Marks the connection as not reusable: it is destroyed instead of returned on release. */
+  discardConnection(reason: unknown): void {
+    this.#broken ??= reason;
+  }
+
+  /**
+   * Returns the connection to the pool (or destroys it if it broke) once the statements in flight
+   * and any open transaction have finished. Idempotent: every call returns the same promise.
+   */
+  release(): Promise<void> {
+    this.#released ??= this.#release();
+    return this.#released;
+  }
+
+  async #release(): Promise<void> {
+    this.#state = 'closing';
+    try {
+      await this.#quiet();
+      const client = await this.#client?.catch(() => undefined);
+      if (client) {
+        client.removeListener('error', this.#onClientError);
+        this.#heldMs = performance.now() - this.#acquiredAt;
+        // pg-pool destroys a client released with a truthy error instead of pooling it.
+        client.release(this.#broken === undefined ? undefined : toError(this.#broken));
+      }
+    } finally {
+      this.#state = 'closed';
+      this.#options.onRelease?.(this.stats);
+    }
+  }
+
+  #connection(): Promise<pg.PoolClient> {
+    this.#client ??= this.#acquire();
+    return this.#client;
+  }
+
+  async #acquire(): Promise<pg.PoolClient> {
+    const started = performance.now();
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      if (error instanceof Error && error.message === POOL_TIMEOUT_MESSAGE) {
+        throw new DatabaseBusyError(this.#options.poolTimeoutMs);
+      }
+      throw new DatabaseUnavailableError(error);
+    } finally {
+      this.#acquireWaitMs = performance.now() - started;
+    }
+    this.#acquiredAt = performance.now();
+    // pg-pool listens for errors only on idle clients; while we hold this one, an `error` event
+    // (the server closed the connection) would crash the process without a listener of ours.
+    client.on('error', this.#onClientError);
+    this.#backendPid = (client as pg.PoolClient & { processID?: number }).processID ?? null;
+    return client;
+  }
+
+  readonly #onClientError = (error: Error): void => {
+    this.#broken ??= error;
+  };
+
+  #translate(error: unknown): unknown {
+    if (error instanceof DatabaseBusyError || error instanceof DatabaseUnavailableError) {
+      return error;
+    }
+    if (error instanceof pg.DatabaseError && error.code === '57014') {
+      return new StatementTimeoutError(error);
+    }
+    if (isConnectionFailure(error)) {
+      this.#broken ??= error;
+      return new DatabaseUnavailableError(error);
+    }
+    return error;
+  }
+
+  #quiet(): Promise<void> {
+    if (this.#inFlight === 0 && !this.#transactionOpen) return Promise.resolve();
+    return new Promise((resolve) => (this.#whenQuiet = resolve));
+  }
+
+  #checkQuiet(): void {
+    if (this.#whenQuiet && this.#inFlight === 0 && !this.#transactionOpen) {
+      const resolve = this.#whenQuiet;
+      this.#whenQuiet = undefined;
+      resolve();
+    }
+  }
+}
+
+/**
+ * True when the error means the connection itself is gone or unusable (the server shut down or
+ * terminated the backend, the socket closed), as opposed to an error in one statement.
+ */
+function isConnectionFailure(error: unknown): boolean {
+  if (error instanceof pg.DatabaseError) {
+    // Class 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now.
+    return error.code?.startsWith('08') === true || /^57P0[123]$/.test(error.code ?? '');
+  }
+  return error instanceof Error;
+}
+
+function toError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
+}

@@ -1,0 +1,31 @@
+import type { ColumnType, Generated, Selectable } from 'kysely';
+
+/**
+ * The tables poolgraph reads and writes, as Kysely sees them. `bigint` ids come back from `pg` as
+ * strings (JavaScript numbers cannot hold every int8), which is also what GraphQL's `ID` wants.
+ */
+export interface Database {
+  categories: CategoryTable;
+  items: ItemTable;
+}
+
+/** `categories`: a named group of items. */
+export interface CategoryTable {
+  id: Generated<string>;
+  name: string;
+}
+
+/** `items`: a numbered item, optionally in a category (`ON DELETE SET NULL`). */
+export interface ItemTable {
+  id: Generated<string>;
+  number: number;
+  label: ColumnType<string, string | undefined, string>;
+  category_id: string | null;
+  created_at: ColumnType<Date, never, never>;
+}
+
+/** A row of `categories` as repositories return it; the GraphQL `Category` is resolved from it. */
+export type CategoryRow = Selectable<CategoryTable>;
+
+/** A row of `items` as repositories return it; the GraphQL `Item` is resolved from it. */
+export type ItemRow = Selectable<ItemTable>;

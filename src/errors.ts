@@ -1,0 +1,91 @@
+import { GraphQLError } from 'graphql';
+
+/**
+ * The stable `extensions.code` values a client can branch on. graphql-yoga adds its own for parse
+ * and validation errors (`GRAPHQL_PARSE_FAILED`, `GRAPHQL_VALIDATION_FAILED`, ...); anything not
+ * listed here reaches clients masked as `Unexpected error.` and is logged server-side.
+ */
+export const ErrorCode = {
+  BadUserInput: 'BAD_USER_INPUT',
+  NotFound: 'NOT_FOUND',
+  DatabaseBusy: 'DATABASE_BUSY',
+  DatabaseUnavailable: 'DATABASE_UNAVAILABLE',
+  StatementTimeout: 'STATEMENT_TIMEOUT',
+} as const;
+
+/** One of {@link ErrorCode}'s values. */
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Options of {@link PoolgraphError}'s constructor. */
+export interface PoolgraphErrorOptions {
+  /** HTTP status graphql-yoga should answer with when this error leaves no data. */
+  httpStatus?: number;
+  /** The underlying failure, logged server-side and never sent to clients. */
+  cause?: unknown;
+}
+
+/** Base class of every error poolgraph shows to clients: a message and a stable code. */
+export abstract class PoolgraphError extends GraphQLError {
+  /** The stable `extensions.code` of this error. */
+  abstract readonly code: ErrorCode;
+
+  protected constructor(message: string, code: ErrorCode, options: PoolgraphErrorOptions = {}) {
+    const { httpStatus, cause } = options;
+    super(message, {
+      extensions: httpStatus === undefined ? { code } : { code, http: { status: httpStatus } },
+    });
+    // Kept as the standard `cause` (not `originalError`, which would make graphql-yoga mask this
+    // error as unexpected); `toJSON()` never includes it, so clients do not see it.
+    if (cause !== undefined) Object.defineProperty(this, 'cause', { value: cause, enumerable: false });
+  }
+}
+
+/** An argument or input value the server cannot accept (`BAD_USER_INPUT`). */
+export class BadUserInputError extends PoolgraphError {
+  readonly code = ErrorCode.BadUserInput;
+  constructor(message: string) {
+    super(message, ErrorCode.BadUserInput);
+  }
+}
+
+/** The thing a mutation should change does not exist (`NOT_FOUND`). */
+export class NotFoundError extends PoolgraphError {
+  readonly code = ErrorCode.NotFound;
+  constructor(message: string) {
+    super(message, ErrorCode.NotFound);
+  }
+}
+
+/**
+ * No pooled connection became free within `POOL_TIMEOUT_MS` (`DATABASE_BUSY`). Carries HTTP 503,
+ * which graphql-yoga uses for the response when nothing of the operation could run.
+ */
+export class DatabaseBusyError extends PoolgraphError {
+  readonly code = ErrorCode.DatabaseBusy;
+  constructor(timeoutMs: number) {
+    super(
+      `The database is busy: no connection became free within ${timeoutMs} ms. Try again shortly.`,
+      ErrorCode.DatabaseBusy,
+      { httpStatus: 503 },
+    );
+  }
+}
+
+/** The database could not be reached or the connection broke (`DATABASE_UNAVAILABLE`). */
+export class DatabaseUnavailableError extends PoolgraphError {
+  readonly code = ErrorCode.DatabaseUnavailable;
+  constructor(cause?: unknown) {
+    super('The database is unavailable. Try again shortly.', ErrorCode.DatabaseUnavailable, {
+      httpStatus: 503,
+      cause,
+    });
+  }
+}
+
+/** A SQL statement ran longer than `STATEMENT_TIMEOUT_MS` and was cancelled (`STATEMENT_TIMEOUT`). */
+export class StatementTimeoutError extends PoolgraphError {
+  readonly code = ErrorCode.StatementTimeout;
+  constructor(cause?: unknown) {
+    super('The operation took too long and was cancelled.', ErrorCode.StatementTimeout, { cause });
+  }
+}

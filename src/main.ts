@@ -1,0 +1,122 @@
+import { createServer as createHttpServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { createServer } from './app.js';
+import { ConfigError, loadConfig } from './config.js';
+import { migrateToLatest } from './db/migrate.js';
+import { describeDatabaseUrl, openDatabase } from './db/open-database.js';
+import { warmUpPool } from './db/pool.js';
+import type { Database } from './db/schema.js';
+import { DEFAULT_SEED_SIZE, isEmpty, seed } from './db/seed.js';
+import { createLogger } from './logger.js';
+
+/**
+ * The process entry of `npm start`: configuration → database (embedded unless `DATABASE_URL`)
+ * → migrations (and the seed, for an empty embedded database) → pool → app → listen. On SIGINT
+ * or SIGTERM it stops accepting connections, lets requests in flight finish (at most
+ * `SHUTDOWN_TIMEOUT_MS`), ends the pool, stops the embedded database and exits 0.
+ */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger(config.logLevel);
+  const database = await openDatabase(config, logger);
+  try {
+    const applied = await migrateToLatest(database.url);
+    if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations');
+    if (database.embedded) await seedIfEmpty(database.url, logger);
+
+    const server = createServer({ database: { ...config.pool, connectionString: database.url }, logger });
+    await warmUpPool(server.pool, config.pool.size);
+    const http = createHttpServer(server.yoga);
+    await listen(http, config.port, config.host);
+    const { port } = http.address() as AddressInfo;
+    const where = database.embedded
+      ? `embedded PostgreSQL in ${database.embedded.dataDir}`
+      : describeDatabaseUrl(database.url);
+    logger.info({ port, database: where, pool: config.pool }, 'poolgraph is serving');
+    process.stdout.write(
+      `\npoolgraph: GraphiQL at http://localhost:${port}${server.yoga.graphqlEndpoint}\n` +
+        `  database: ${where}\n  stop: Ctrl-C\n\n`,
+    );
+
+    const signal = await nextShutdownSignal();
+    logger.info({ signal }, 'shutting down: finishing requests in flight');
+    await closeHttpServer(http, config.shutdownTimeoutMs);
+    await server.close();
+  } finally {
+    await database.embedded?.stop();
+  }
+  logger.info('stopped');
+}
+
+async function seedIfEmpty(url: string, logger: Logger): Promise<void> {
+  const db = new Kysely<Database>({
+    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }),
+  });
+  try {
+    if (await isEmpty(db)) {
+      await seed(db, DEFAULT_SEED_SIZE);
+      logger.info(DEFAULT_SEED_SIZE, 'seeded the empty embedded database');
+    }
+  } finally {
+    await db.destroy();
+  }
+}
+
+function listen(http: Server, port: number, host: string | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(port, host, () => {
+      http.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** Resolves with the first SIGINT or SIGTERM; a second one cuts the draining short. */
+function nextShutdownSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+/**
+ * Stops accepting connections and waits for the requests in flight; idle keep-alive sockets are
+ * closed at once, and everything still open after `timeoutMs` (or a second signal) is cut.
+ */
+async function closeHttpServer(http: Server, timeoutMs: number): Promise<void> {
+  const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+  http.closeIdleConnections();
+  const cut = () => http.closeAllConnections();
+  const timer = setTimeout(cut, timeoutMs);
+  process.once('SIGINT', cut);
+  process.once('SIGTERM', cut);
+  try {
+    await closed;
+  } finally {
+    clearTimeout(timer);
+    process.off('SIGINT', cut);
+    process.off('SIGTERM', cut);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    const message = error instanceof ConfigError ? error.message : errorLine(error);
+    process.stderr.write(`poolgraph: ${message}\n`);
+    process.exit(1);
+  },
+);
+
+function errorLine(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

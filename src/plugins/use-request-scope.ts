@@ -1,0 +1,55 @@
+import type pg from 'pg';
+import type { Plugin } from 'graphql-yoga';
+import type { RequestContext } from '../context.js';
+import { RequestScope, type RequestScopeStats } from '../db/request-scope.js';
+import { createLoaders } from '../loaders.js';
+
+/** Options of {@link useRequestScope}. */
+export interface RequestScopeOptions {
+  /** The process's pool; each HTTP request borrows at most one connection from it. */
+  pool: pg.Pool;
+  /** The pool's acquire timeout, quoted in `DATABASE_BUSY` errors. */
+  poolTimeoutMs: number;
+  /** Called when a request's scope has been released, with what it did with the database. */
+  onScopeReleased?: (stats: RequestScopeStats, request: Request) => void;
+}
+
+/**
+ * Gives every HTTP request one {@link RequestScope} (its connection) and one set of loaders, and
+ * puts them in the GraphQL context as `db` and `loaders`.
+ *
+ * The scope is keyed by the `Request`, not created per operation: graphql-yoga builds a context
+ * per operation, and with HTTP batching the operations of one request must still share one
+ * connection and one set of loaders. It is created when the first operation's context is built
+ * (after parsing and validation, so a rejected document never takes a connection) and released:
+ * - when the response is ready (`onResponse`), before it is sent, so a client that has its answer
+ *   can count on the connection being back in the pool;
+ * - when the request is aborted (the client disconnected), since no response hook runs then.
+ * Release waits for statements still in flight, so both paths are safe while resolvers still run.
+ */
+export function useRequestScope(options: RequestScopeOptions): Plugin<RequestContext> {
+  const scopes = new WeakMap<Request, { scope: RequestScope; context: RequestContext }>();
+
+  function scopeOf(request: Request) {
+    let entry = scopes.get(request);
+    if (!entry) {
+      const scope = new RequestScope(options.pool, {
+        poolTimeoutMs: options.poolTimeoutMs,
+        onRelease: (stats) => options.onScopeReleased?.(stats, request),
+      });
+      entry = { scope, context: { db: scope.db, loaders: createLoaders(scope.db) } };
+      scopes.set(request, entry);
+      request.signal?.addEventListener('abort', () => void scope.release(), { once: true });
+    }
+    return entry;
+  }
+
+  return {
+    onContextBuilding({ context, extendContext }) {
+      extendContext(scopeOf(context.request).context);
+    },
+    async onResponse({ request }) {
+      await scopes.get(request)?.scope.release();
+    },
+  };
+}

@@ -1,0 +1,27 @@
+import { type Kysely, sql } from 'kysely';
+import type { CategoryRow, Database } from '../db/schema.js';
+
+/** A page of categories by keyset: ids greater than `afterId`. */
+export interface CategoryPage {
+  first: number;
+  afterId?: string | undefined;
+}
+
+/** Categories of one page, ordered by id. */
+export async function listCategories(db: Kysely<Database>, page: CategoryPage): Promise<CategoryRow[]> {
+  let query = db.selectFrom('categories').selectAll().orderBy('id').limit(page.first);
+  if (page.afterId !== undefined) query = query.where('id', '>', page.afterId);
+  return query.execute();
+}
+
+/** The categories with these ids, in no particular order; unknown ids are simply absent. */
+export async function findCategoriesByIds(
+  db: Kysely<Database>,
+  ids: readonly string[],
+): Promise<CategoryRow[]> {
+  return db
+    .selectFrom('categories')
+    .selectAll()
+    .where('id', '=', sql<string>`any(${[...ids]}::bigint[])`)
+    .execute();
+}

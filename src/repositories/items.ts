@@ -1,0 +1,117 @@
+import { type Kysely, type Updateable, sql } from 'kysely';
+import pg from 'pg';
+import type { Database, ItemRow, ItemTable } from '../db/schema.js';
+
+/** A page of items by keyset: ids greater than `afterId`, optionally within a `number` range. */
+export interface ItemPage {
+  first: number;
+  afterId?: string | undefined;
+  minNumber?: number | undefined;
+  maxNumber?: number | undefined;
+}
+
+/** Items of one page, ordered by id. One statement, served by the primary key. */
+export async function listItems(db: Kysely<Database>, page: ItemPage): Promise<ItemRow[]> {
+  let query = db.selectFrom('items').selectAll().orderBy('id').limit(page.first);
+  if (page.afterId !== undefined) query = query.where('id', '>', page.afterId);
+  if (page.minNumber !== undefined) query = query.where('number', '>=', page.minNumber);
+  if (page.maxNumber !== undefined) query = query.where('number', '<=', page.maxNumber);
+  return query.execute();
+}
+
+/** The items with these ids, in no particular order; unknown ids are simply absent. */
+export async function findItemsByIds(db: Kysely<Database>, ids: readonly string[]): Promise<ItemRow[]> {
+  return db
+    .selectFrom('items')
+    .selectAll()
+    .where('id', '=', sql<string>`any(${[...ids]}::bigint[])`)
+    .execute();
+}
+
+/** Which category's items to load, and at most how many. */
+export interface CategoryItemsKey {
+  categoryId: string;
+  first: number;
+}
+
+/** An item row tagged with the index of the {@link CategoryItemsKey} it answers. */
+export type ItemRowForKey = ItemRow & { key_index: number };
+
+/**
+ * The first items (by id) of several categories in ONE statement, each category with its own
+ * limit: a LATERAL subquery per key, each an index range scan on `(category_id, id)`. Rows come
+ * back tagged with the index of their key, so callers never slice children in JavaScript.
+ */
+export async function findItemsByCategories(
+  db: Kysely<Database>,
+  keys: readonly CategoryItemsKey[],
+): Promise<ItemRowForKey[]> {
+  const categoryIds = keys.map((key) => key.categoryId);
+  const limits = keys.map((key) => key.first);
+  const { rows } = await sql<ItemRowForKey>`
+    select (k.ordinality - 1)::int as key_index, i.*
+    from unnest(${categoryIds}::bigint[], ${limits}::int[]) with ordinality as k(category_id, lim, ordinality)
+    cross join lateral (
+      select * from items where items.category_id = k.category_id order by items.id limit k.lim
+    ) as i
+    order by k.ordinality, i.id
+  `.execute(db);
+  return rows;
+}
+
+/** How many items each of these categories holds; categories without items are absent. */
+export async function countItemsByCategories(
+  db: Kysely<Database>,
+  categoryIds: readonly string[],
+): Promise<{ category_id: string; count: number }[]> {
+  const rows = await db
+    .selectFrom('items')
+    .select(['category_id', (eb) => eb.fn.countAll<number>().as('count')])
+    .where('category_id', '=', sql<string>`any(${[...categoryIds]}::bigint[])`)
+    .groupBy('category_id')
+    .execute();
+  return rows.map((row) => ({ category_id: String(row.category_id), count: Number(row.count) }));
+}
+
+/** The values of a new item. */
+export interface NewItem {
+  number: number;
+  label?: string | undefined;
+  categoryId?: string | null | undefined;
+}
+
+/** Inserts one item and returns its row. A missing category raises PostgreSQL error 23503. */
+export async function insertItem(db: Kysely<Database>, item: NewItem): Promise<ItemRow> {
+  return db
+    .insertInto('items')
+    .values({ number: item.number, label: item.label, category_id: item.categoryId ?? null })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+/** Changes an item; returns its new row, or undefined when no item has this id. */
+export async function updateItem(
+  db: Kysely<Database>,
+  id: string,
+  changes: Updateable<ItemTable>,
+): Promise<ItemRow | undefined> {
+  if (Object.keys(changes).length === 0) {
+    return db.selectFrom('items').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+  return db.updateTable('items').set(changes).where('id', '=', id).returningAll().executeTakeFirst();
+}
+
+/** Deletes an item; true when a row was deleted. */
+export async function deleteItem(db: Kysely<Database>, id: string): Promise<boolean> {
+  const result = await db.deleteFrom('items').where('id', '=', id).executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}
+
+/** True for PostgreSQL's foreign-key violation on `items.category_id` (an unknown category). */
+export function isUnknownCategoryError(error: unknown): boolean {
+  return (
+    error instanceof pg.DatabaseError &&
+    error.code === '23503' &&
+    error.constraint === 'items_category_id_fkey'
+  );
+}

@@ -1,0 +1,15 @@
+import { DateTimeResolver } from 'graphql-scalars';
+import type { Resolvers } from '../generated/resolvers-types.js';
+import { Category } from './category.js';
+import { Item } from './item.js';
+import { Mutation } from './mutation.js';
+import { Query } from './query.js';
+
+/** Every resolver of `schema.graphql`, typed by the generated `Resolvers`. */
+export const resolvers: Resolvers = {
+  DateTime: DateTimeResolver,
+  Query,
+  Mutation,
+  Item,
+  Category,
+};

@@ -1,0 +1,35 @@
+import type { QueryResolvers } from '../generated/resolvers-types.js';
+import { listCategories } from '../repositories/categories.js';
+import { listItems } from '../repositories/items.js';
+import { pageSize, parseId, parseOptionalId } from './arguments.js';
+
+/** Root query fields. Lists run one statement and prime the by-id loaders with their rows. */
+export const Query: QueryResolvers = {
+  async items(_parent, args, { db, loaders }) {
+    const rows = await listItems(db, {
+      first: pageSize(args.first),
+      afterId: parseOptionalId(args.after, 'after'),
+      minNumber: args.minNumber ?? undefined,
+      maxNumber: args.maxNumber ?? undefined,
+    });
+    for (const row of rows) loaders.itemById.prime(row.id, row);
+    return rows;
+  },
+
+  item(_parent, args, { loaders }) {
+    return loaders.itemById.load(parseId(args.id, 'id'));
+  },
+
+  async categories(_parent, args, { db, loaders }) {
+    const rows = await listCategories(db, {
+      first: pageSize(args.first),
+      afterId: parseOptionalId(args.after, 'after'),
+    });
+    for (const row of rows) loaders.categoryById.prime(row.id, row);
+    return rows;
+  },
+
+  category(_parent, args, { loaders }) {
+    return loaders.categoryById.load(parseId(args.id, 'id'));
+  },
+};
