@@ -1,0 +1,77 @@
+import { randomBytes } from 'node:crypto';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { migrateToLatest } from '../../src/db/migrate.js';
+import { APPLICATION_NAME } from '../../src/db/pool.js';
+import type { Database } from '../../src/db/schema.js';
+import { type SeedSize, seed } from '../../src/db/seed.js';
+
+/** The seed tests use unless they ask for another: enough for W2 (20 categories x 10 items). */
+export const TEST_SEED: SeedSize = { categories: 30, itemsPerCategory: 30 };
+
+/** A throwaway database of one test file, migrated and seeded, dropped by `drop()`. */
+export interface TestDatabase {
+  url: string;
+  name: string;
+  /** Runs one SQL statement on a connection of the test's own (not the app's pool). */
+  query<Row extends pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<Row[]>;
+  /** Connections of the app (application_name `poolgraph`) to this database, by state. */
+  appConnections(): Promise<{ total: number; idleInTransaction: number }>;
+  drop(): Promise<void>;
+}
+
+/** Creates, migrates and seeds a database of its own for one test file. */
+export async function createTestDatabase(size: SeedSize = TEST_SEED): Promise<TestDatabase> {
+  const adminUrl = inject('adminDatabaseUrl');
+  const name = `poolgraph_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`create database ${admin.escapeIdentifier(name)}`);
+  } finally {
+    await admin.end();
+  }
+  const url = withDatabase(adminUrl, name);
+  await migrateToLatest(url);
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }) });
+  try {
+    await seed(db, size);
+  } finally {
+    await db.destroy();
+  }
+
+  const observer = new pg.Pool({ connectionString: url, max: 1, application_name: 'poolgraph-test' });
+  const query = async <Row extends pg.QueryResultRow>(sql: string, params: unknown[] = []) =>
+    (await observer.query<Row>(sql, params)).rows;
+  return {
+    url,
+    name,
+    query,
+    async appConnections() {
+      const [row] = await query<{ total: number; idle_in_transaction: number }>(
+        `select count(*)::int as total,
+                count(*) filter (where state like 'idle in transaction%')::int as idle_in_transaction
+         from pg_stat_activity where datname = current_database() and application_name = $1`,
+        [APPLICATION_NAME],
+      );
+      return { total: row?.total ?? 0, idleInTransaction: row?.idle_in_transaction ?? 0 };
+    },
+    async drop() {
+      await observer.end();
+      const dropper = new pg.Client({ connectionString: adminUrl });
+      await dropper.connect();
+      try {
+        await dropper.query(`drop database if exists ${dropper.escapeIdentifier(name)} with (force)`);
+      } finally {
+        await dropper.end();
+      }
+    },
+  };
+}
+
+function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}

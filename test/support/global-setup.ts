@@ -1,0 +1,29 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { startEmbeddedDatabase } from '../../src/db/embedded.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** A database URL whose role may CREATE DATABASE; each test file makes its own database. */
+    adminDatabaseUrl: string;
+  }
+}
+
+/**
+ * Starts one PostgreSQL for the whole run: the server at `TEST_DATABASE_URL` when set, otherwise
+ * an embedded one in a fresh folder under the system temp directory (world-traversable, so the
+ * `postgres` user can use it when we run as root), deleted when the run ends.
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const external = process.env.TEST_DATABASE_URL;
+  if (external) {
+    project.provide('adminDatabaseUrl', external);
+    return async () => {};
+  }
+  const dataDir = join(await mkdtemp(join(tmpdir(), 'poolgraph-test-')), 'data');
+  const embedded = await startEmbeddedDatabase({ dataDir, persistent: false });
+  project.provide('adminDatabaseUrl', embedded.url);
+  return () => embedded.stop();
+}

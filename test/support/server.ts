@@ -1,0 +1,106 @@
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { createServer, type PoolgraphServer } from '../../src/app.js';
+import type { PoolSettings } from '../../src/db/pool.js';
+import type { RequestScopeStats } from '../../src/db/request-scope.js';
+import { testSchemaExtension } from './test-schema.js';
+
+/** Pool settings tests start from; each test file overrides what it is about. */
+export const TEST_POOL: Omit<PoolSettings, 'connectionString'> = {
+  size: 2,
+  maxOverflow: 3,
+  timeoutMs: 10_000,
+  idleTimeoutMs: 1_000,
+  recycleSeconds: 0,
+  statementTimeoutMs: 10_000,
+};
+
+/** A GraphQL response as a client sees it, with the HTTP status. */
+export interface GraphQLResponse {
+  status: number;
+  headers: Headers;
+  body: {
+    data?: Record<string, unknown> | null;
+    errors?: { message: string; extensions?: Record<string, unknown> & { code?: string } }[];
+  };
+}
+
+/** A real poolgraph server on a real socket (127.0.0.1, free port), for one test file. */
+export interface TestServer {
+  url: string;
+  server: PoolgraphServer;
+  /** Stats of every request whose scope was released, in release order. */
+  released: RequestScopeStats[];
+  /** Connections handed out by the pool (its `acquire` events), with their backend pid. */
+  acquired: number[];
+  /** POSTs one operation and returns the parsed response. */
+  graphql(query: string, variables?: Record<string, unknown>, init?: RequestInit): Promise<GraphQLResponse>;
+  /** POSTs one operation and returns the stats of its scope once released. */
+  measure(query: string, variables?: Record<string, unknown>): Promise<{ response: GraphQLResponse; stats: RequestScopeStats | undefined; acquired: number[] }>;
+  close(): Promise<void>;
+}
+
+/** Starts `createServer` (with the test-only fields) on a real HTTP socket. */
+export async function startTestServer(
+  databaseUrl: string,
+  pool: Partial<Omit<PoolSettings, 'connectionString'>> = {},
+): Promise<TestServer> {
+  const released: RequestScopeStats[] = [];
+  const acquired: number[] = [];
+  const server = createServer({
+    database: { ...TEST_POOL, ...pool, connectionString: databaseUrl },
+    logger: pino({ level: 'silent' }),
+    extend: testSchemaExtension,
+    onScopeReleased: (stats) => released.push(stats),
+  });
+  server.pool.on('acquire', (client) => {
+    acquired.push((client as typeof client & { processID: number }).processID);
+  });
+  const http = createHttpServer(server.yoga);
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/graphql`;
+
+  const graphql: TestServer['graphql'] = async (query, variables, init) => {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ query, variables }),
+      ...init,
+    });
+    return { status: response.status, headers: response.headers, body: await response.json() };
+  };
+
+  return {
+    url,
+    server,
+    released,
+    acquired,
+    graphql,
+    async measure(query, variables) {
+      const releasedBefore = released.length;
+      const acquiredBefore = acquired.length;
+      const response = await graphql(query, variables);
+      return {
+        response,
+        stats: released[releasedBefore],
+        acquired: acquired.slice(acquiredBefore),
+      };
+    },
+    async close() {
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      await server.close();
+    },
+  };
+}
+
+/** Polls `check` every 25 ms until it returns true or `timeoutMs` passes; returns the last result. */
+export async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 5_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}

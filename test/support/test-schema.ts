@@ -1,0 +1,46 @@
+import { sql } from 'kysely';
+import type { CreateServerOptions } from '../../src/app.js';
+
+/**
+ * Fields only the tests add (through `createServer`'s `extend` option, the way an embedding
+ * program would), to reach paths the public schema cannot: which backend served a request, a
+ * statement that runs long, a SQL error nobody maps, and a resolver that throws after SQL ran.
+ */
+export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
+  typeDefs: /* GraphQL */ `
+    extend type Query {
+      backendPid: Int!
+      sleep(seconds: Float!): Boolean!
+      sleepInTransaction(seconds: Float!): Boolean!
+      failingSql: Boolean!
+      failingAfterSql: Boolean!
+    }
+  `,
+  resolvers: {
+    Query: {
+      backendPid: async (_parent, _args, { db }) => {
+        const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(db);
+        return rows[0]?.pid;
+      },
+      sleep: async (_parent, args: { seconds: number }, { db }) => {
+        await sql`select pg_sleep(${args.seconds})`.execute(db);
+        return true;
+      },
+      sleepInTransaction: async (_parent, args: { seconds: number }, { db }) => {
+        await db.transaction().execute(async (trx) => {
+          await sql`insert into categories (name) values ('written-before-sleep')`.execute(trx);
+          await sql`select pg_sleep(${args.seconds})`.execute(trx);
+        });
+        return true;
+      },
+      failingSql: async (_parent, _args, { db }) => {
+        await sql`select 1 / 0 as secret_sql_text`.execute(db);
+        return true;
+      },
+      failingAfterSql: async (_parent, _args, { db }) => {
+        await sql`select 1`.execute(db);
+        throw new Error('internal detail that must not reach clients');
+      },
+    },
+  },
+};
