@@ -22,7 +22,7 @@ export interface GraphQLResponse {
   headers: Headers;
   body: {
     data?: Record<string, unknown> | null;
-    errors?: { message: string; extensions?: Record<string, unknown> & { code?: string } }[];
+    errors?: { message: string; path?: (string | number)[]; extensions?: Record<string, unknown> & { code?: string } }[];
   };
 }
 

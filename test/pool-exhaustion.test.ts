@@ -1,0 +1,44 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { eventually, startTestServer, type TestServer } from './support/server.js';
+import { W1 } from './support/workloads.js';
+
+const POOL = { size: 1, maxOverflow: 1, timeoutMs: 300 };
+
+let database: TestDatabase;
+let server: TestServer;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  server = await startTestServer(database.url, POOL);
+});
+
+afterAll(async () => {
+  await server?.close();
+  await database?.drop();
+});
+
+describe('an exhausted pool (I6)', () => {
+  it('fails a request with DATABASE_BUSY (HTTP 503) after POOL_TIMEOUT_MS, then recovers', async () => {
+    const { pool } = server.server;
+    // Hold every connection the pool may open.
+    const holders = Array.from({ length: POOL.size + POOL.maxOverflow }, () => server.graphql('{ sleep(seconds: 1.5) }'));
+    expect(await eventually(() => pool.totalCount === 2 && pool.idleCount === 0, 5_000)).toBe(true);
+
+    const started = performance.now();
+    const busy = await server.graphql(W1);
+    const waitedMs = performance.now() - started;
+    expect(busy.status).toBe(503);
+    expect(busy.body.errors?.[0]?.extensions?.code).toBe('DATABASE_BUSY');
+    expect(busy.body.errors?.[0]?.message).toContain('300 ms');
+    // It waited for the pool rather than failing at once (a count of the timeout, not a speed limit).
+    expect(waitedMs).toBeGreaterThanOrEqual(POOL.timeoutMs - 50);
+
+    const held = await Promise.all(holders);
+    expect(held.map((r) => r.body.data)).toEqual([{ sleep: true }, { sleep: true }]);
+    const after = await server.graphql(W1);
+    expect(after.status).toBe(200);
+    expect(after.body.data?.items).toHaveLength(20);
+    expect(pool.totalCount).toBeLessThanOrEqual(POOL.size + POOL.maxOverflow);
+  });
+});

@@ -1,0 +1,105 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { eventually, startTestServer, type TestServer } from './support/server.js';
+import { W1 } from './support/workloads.js';
+
+let database: TestDatabase;
+let server: TestServer;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  server = await startTestServer(database.url, { size: 2, maxOverflow: 2, statementTimeoutMs: 300 });
+});
+
+afterAll(async () => {
+  await server?.close();
+  await database?.drop();
+});
+
+/** Nothing checked out, nobody waiting, no backend of ours idle in a transaction. */
+async function expectEverythingReleased() {
+  const { pool } = server.server;
+  expect(await eventually(() => pool.idleCount === pool.totalCount, 5_000)).toBe(true);
+  expect(pool.waitingCount).toBe(0);
+  expect((await database.appConnections()).idleInTransaction).toBe(0);
+}
+
+afterEach(async () => {
+  await expectEverythingReleased();
+  // The server still serves.
+  const { body } = await server.graphql(W1);
+  expect(body.data?.items).toHaveLength(20);
+});
+
+/** The client sees a message and a code, never SQL text or a stack. */
+function expectNoLeak(response: { body: unknown }) {
+  const text = JSON.stringify(response.body);
+  expect(text).not.toMatch(/select|secret_sql_text|division|internal detail|\bat .*\.ts:\d+/i);
+}
+
+describe('the connection goes back to the pool on every path (I2)', () => {
+  it('after a resolver error that follows SQL (masked as an unexpected error)', async () => {
+    const response = await server.graphql('{ items(first: 1) { id } failingAfterSql }');
+    expect(response.body.errors?.[0]?.message).toBe('Unexpected error.');
+    expectNoLeak(response);
+    expect(server.released.at(-1)?.connectionsTaken).toBe(1);
+  });
+
+  it('after a SQL error nobody maps (masked, no SQL text)', async () => {
+    const response = await server.graphql('{ failingSql }');
+    expect(response.body.errors?.[0]?.message).toBe('Unexpected error.');
+    expectNoLeak(response);
+  });
+
+  it('after a constraint violation inside a mutation (BAD_USER_INPUT, rolled back)', async () => {
+    const response = await server.graphql('mutation { createItem(input: { number: 1, categoryId: "424242" }) { id } }');
+    expect(response.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expectNoLeak(response);
+  });
+
+  it('after a statement timeout (STATEMENT_TIMEOUT)', async () => {
+    const response = await server.graphql('{ sleep(seconds: 2) }');
+    expect(response.body.errors?.[0]?.extensions?.code).toBe('STATEMENT_TIMEOUT');
+    expectNoLeak(response);
+  });
+
+  it('after a statement timeout inside a transaction', async () => {
+    const before = await database.query('select id from categories where name = $1', ['written-before-sleep']);
+    const response = await server.graphql('{ sleepInTransaction(seconds: 2) }');
+    expect(response.body.errors?.[0]?.extensions?.code).toBe('STATEMENT_TIMEOUT');
+    const after = await database.query('select id from categories where name = $1', ['written-before-sleep']);
+    expect(after).toEqual(before); // the write before the timeout was rolled back
+  });
+
+  it('after a validation error (no connection taken at all)', async () => {
+    const acquired = server.acquired.length;
+    const response = await server.graphql('{ items { nope } }');
+    expect(response.body.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+    expect(server.acquired.length).toBe(acquired);
+  });
+
+  it('after a client disconnects mid-request', async () => {
+    const released = server.released.length;
+    const controller = new AbortController();
+    const request = server.graphql('{ items(first: 1) { id } sleep(seconds: 0.25) }', undefined, {
+      signal: controller.signal,
+    });
+    // Abort once the request holds its connection.
+    const { pool } = server.server;
+    expect(await eventually(() => pool.totalCount - pool.idleCount === 1, 5_000)).toBe(true);
+    controller.abort();
+    await expect(request).rejects.toThrow();
+    expect(await eventually(() => server.released.length > released, 5_000)).toBe(true);
+    expect(server.released.at(-1)?.connectionsTaken).toBe(1);
+  });
+
+  it('after a client disconnects in the middle of a transaction', async () => {
+    const released = server.released.length;
+    const controller = new AbortController();
+    const request = server.graphql('{ sleepInTransaction(seconds: 0.2) }', undefined, { signal: controller.signal });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    controller.abort();
+    await expect(request).rejects.toThrow();
+    expect(await eventually(() => server.released.length > released, 5_000)).toBe(true);
+  });
+});
