@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration from the environment', () => {
+  it('uses documented defaults when nothing is set', () => {
+    expect(loadConfig({})).toMatchObject({
+      databaseUrl: undefined,
+      port: 4000,
+      pool: { size: 5, maxOverflow: 10, timeoutMs: 5000, idleTimeoutMs: 10000, recycleSeconds: 3600, statementTimeoutMs: 15000 },
+    });
+  });
+
+  it('maps every pool variable onto the pool settings', () => {
+    const config = loadConfig({
+      POOL_SIZE: '2', POOL_MAX_OVERFLOW: '3', POOL_TIMEOUT_MS: '100', POOL_IDLE_TIMEOUT_MS: '200',
+      POOL_RECYCLE_S: '0', STATEMENT_TIMEOUT_MS: '50', PORT: '0', DATABASE_URL: 'postgres://u:p@h/d',
+    });
+    expect(config.pool).toEqual({ size: 2, maxOverflow: 3, timeoutMs: 100, idleTimeoutMs: 200, recycleSeconds: 0, statementTimeoutMs: 50 });
+    expect(config.port).toBe(0);
+    expect(config.databaseUrl).toBe('postgres://u:p@h/d');
+  });
+
+  it('names each wrong variable with its value, all at once', () => {
+    expect(problemsOf({ POOL_SIZE: 'abc', PORT: '99999' })).toEqual([
+      'PORT="99999": must be at most 65535',
+      'POOL_SIZE="abc": must be a whole number',
+    ]);
+    expect(problemsOf({ POOL_SIZE: '-1' })).toEqual(['POOL_SIZE="-1": must be at least 0']);
+    expect(problemsOf({ POOL_SIZE: '0', POOL_MAX_OVERFLOW: '0' })[0]).toContain('POOL_MAX_OVERFLOW');
+    expect(problemsOf({ LOG_LEVEL: 'loud' })[0]).toMatch(/^LOG_LEVEL="loud": must be one of/);
+  });
+
+  it('never prints the value of DATABASE_URL, which may hold a password', () => {
+    const [problem] = problemsOf({ DATABASE_URL: 'mysql://user:s3cret@host/db' });
+    expect(problem).toContain('DATABASE_URL');
+    expect(problem).not.toContain('s3cret');
+  });
+});
