@@ -21,16 +21,24 @@ import { createLogger } from './logger.js';
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
+  // Listen for signals before anything starts: a SIGTERM while the embedded database starts or
+  // migrations run must still stop that database (the `finally` below), not kill the process.
+  const shutdown = new ShutdownSignal();
   const database = await openDatabase(config, logger);
   try {
     const applied = await migrateToLatest(database.url);
     if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations');
-    if (database.embedded) await seedIfEmpty(database.url, logger);
+    if (database.embedded && !shutdown.requested) await seedIfEmpty(database.url, logger);
+    if (shutdown.requested) return;
 
     const server = createServer({ database: { ...config.pool, connectionString: database.url }, logger });
     await warmUpPool(server.pool, config.pool.size);
     const http = createHttpServer(server.yoga);
-    await listen(http, config.port, config.host);
+    if (!shutdown.requested) await listen(http, config.port, config.host);
+    if (shutdown.requested) {
+      await server.close();
+      return;
+    }
     const { port } = http.address() as AddressInfo;
     const where = database.embedded
       ? `embedded PostgreSQL in ${database.embedded.dataDir}`
@@ -41,14 +49,14 @@ async function main(): Promise<void> {
         `  database: ${where}\n  stop: Ctrl-C\n\n`,
     );
 
-    const signal = await nextShutdownSignal();
+    const signal = await shutdown.received;
     logger.info({ signal }, 'shutting down: finishing requests in flight');
-    await closeHttpServer(http, config.shutdownTimeoutMs);
+    await closeHttpServer(http, config.shutdownTimeoutMs, shutdown);
     await server.close();
   } finally {
     await database.embedded?.stop();
+    logger.info('stopped');
   }
-  logger.info('stopped');
 }
 
 async function seedIfEmpty(url: string, logger: Logger): Promise<void> {
@@ -75,36 +83,56 @@ function listen(http: Server, port: number, host: string | undefined): Promise<v
   });
 }
 
-/** Resolves with the first SIGINT or SIGTERM; a second one cuts the draining short. */
-function nextShutdownSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve(signal);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
+/**
+ * SIGINT/SIGTERM, listened to from the very start until exit: the first one asks for a shutdown
+ * (`received` resolves), later ones cut the draining short. Node never dies of these signals while
+ * this listens, so the embedded database is always stopped on the way out.
+ */
+class ShutdownSignal {
+  /** The first signal received, if any. */
+  requested: NodeJS.Signals | undefined;
+  /** Resolves with the first signal. */
+  readonly received: Promise<NodeJS.Signals>;
+  readonly #onRepeat = new Set<() => void>();
+  #resolve!: (signal: NodeJS.Signals) => void;
+
+  constructor() {
+    this.received = new Promise((resolve) => (this.#resolve = resolve));
+    process.on('SIGINT', this.#onSignal);
+    process.on('SIGTERM', this.#onSignal);
+  }
+
+  /** Calls `action` on every signal after the first, until the returned function is called. */
+  onRepeat(action: () => void): () => void {
+    this.#onRepeat.add(action);
+    return () => this.#onRepeat.delete(action);
+  }
+
+  readonly #onSignal = (signal: NodeJS.Signals): void => {
+    if (this.requested === undefined) {
+      this.requested = signal;
+      this.#resolve(signal);
+    } else {
+      for (const action of this.#onRepeat) action();
+    }
+  };
 }
 
 /**
  * Stops accepting connections and waits for the requests in flight; idle keep-alive sockets are
  * closed at once, and everything still open after `timeoutMs` (or a second signal) is cut.
  */
-async function closeHttpServer(http: Server, timeoutMs: number): Promise<void> {
+async function closeHttpServer(http: Server, timeoutMs: number, shutdown: ShutdownSignal): Promise<void> {
   const closed = new Promise<void>((resolve) => http.close(() => resolve()));
   http.closeIdleConnections();
   const cut = () => http.closeAllConnections();
   const timer = setTimeout(cut, timeoutMs);
-  process.once('SIGINT', cut);
-  process.once('SIGTERM', cut);
+  const stopListening = shutdown.onRepeat(cut);
   try {
     await closed;
   } finally {
     clearTimeout(timer);
-    process.off('SIGINT', cut);
-    process.off('SIGTERM', cut);
+    stopListening();
   }
 }
 

@@ -215,6 +215,19 @@ describe('npm start without DATABASE_URL (embedded PostgreSQL)', () => {
     await stopWithSigterm(second);
   });
 
+  it('stops the embedded database when SIGTERM arrives while the server is still starting', { timeout: 90_000 }, async () => {
+    const dataDir = await freshDataDir();
+    const run = npmStart(dataDir);
+    // Wait until PostgreSQL runs from this data directory, but the server does not serve yet.
+    const started = await eventually(
+      async () => !BANNER.test(run.stdout) && (await processes()).some((entry) => entry.args.includes(`postgres -D ${dataDir}`)),
+      START_TIMEOUT_MS,
+    );
+    expect(started, output(run)).toBe(true);
+    await stopWithSigterm(run);
+    expect(await eventually(() => databaseStopped(dataDir), DATABASE_STOP_TIMEOUT_MS)).toBe(true);
+  });
+
   it('refuses a bad setting with a readable message, before starting anything', { timeout: 30_000 }, async () => {
     const dataDir = await freshDataDir();
     const run = npmStart(dataDir, { POOL_SIZE: 'abc' });

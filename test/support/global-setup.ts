@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -22,8 +22,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide('adminDatabaseUrl', external);
     return async () => {};
   }
-  const dataDir = join(await mkdtemp(join(tmpdir(), 'poolgraph-test-')), 'data');
-  const embedded = await startEmbeddedDatabase({ dataDir, persistent: false });
+  const folder = await mkdtemp(join(tmpdir(), 'poolgraph-test-'));
+  // mkdtemp makes the folder 0700; the `postgres` user must be able to traverse it.
+  await chmod(folder, 0o755);
+  const embedded = await startEmbeddedDatabase({ dataDir: join(folder, 'data'), persistent: false });
   project.provide('adminDatabaseUrl', embedded.url);
-  return () => embedded.stop();
+  return async () => {
+    await embedded.stop();
+    await rm(folder, { recursive: true, force: true });
+  };
 }
