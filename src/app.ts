@@ -9,12 +9,15 @@ import {
   useExecutionCancellation,
   type YogaServerInstance,
 } from 'graphql-yoga';
+import { GraphQLError } from 'graphql';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { RequestContext } from './context.js';
+import { PoolgraphError } from './errors.js';
 import { createPool, type PoolSettings } from './db/pool.js';
 import type { RequestScopeStats } from './db/request-scope.js';
 import { createLogger, toYogaLogger } from './logger.js';
+import { usePartialDataStatus } from './plugins/use-partial-data-status.js';
 import { useRequestScope } from './plugins/use-request-scope.js';
 import { resolvers } from './resolvers/index.js';
 
@@ -90,12 +93,17 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     maskedErrors: {
       maskError(error, message, isDev) {
         const masked = maskError(error, message, isDev);
-        if (masked !== error) logger.error({ err: error }, 'unexpected error while executing an operation');
+        if (masked !== error) {
+          logger.error({ err: error }, 'unexpected error while executing an operation');
+        } else {
+          logDatabaseFailure(logger, error);
+        }
         return masked;
       },
     },
     plugins: [
-      useRequestScope({ pool, poolTimeoutMs, onScopeReleased: options.onScopeReleased }),
+      useRequestScope({ pool, poolTimeoutMs, onScopeReleased: options.onScopeReleased, logger }),
+      usePartialDataStatus(),
       // Stop resolving fields of an operation whose client went away.
       useExecutionCancellation(),
     ],
@@ -109,4 +117,15 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
       if (ownsPool) await pool.end();
     },
   };
+}
+
+/**
+ * Database failures reach clients as coded errors without their cause; log the cause here, the
+ * one place every error of a response passes, so operators see why.
+ */
+function logDatabaseFailure(logger: Logger, error: unknown): void {
+  const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+  if (original instanceof PoolgraphError && original.cause !== undefined) {
+    logger.warn({ err: original.cause, code: original.code }, original.message);
+  }
 }

@@ -41,4 +41,21 @@ describe('an exhausted pool (I6)', () => {
     expect(after.body.data?.items).toHaveLength(20);
     expect(pool.totalCount).toBeLessThanOrEqual(POOL.size + POOL.maxOverflow);
   });
+
+  it('answers 200 when other fields of the operation produced data, 503 when nothing could run', async () => {
+    const { pool } = server.server;
+    const holders = Array.from({ length: 2 }, () => server.graphql('{ sleep(seconds: 1) }'));
+    expect(await eventually(() => pool.totalCount === 2 && pool.idleCount === 0, 5_000)).toBe(true);
+
+    const [partial, nothing] = await Promise.all([
+      server.graphql('{ __typename item(id: "1") { id } }'),
+      server.graphql('{ item(id: "1") { id } }'),
+    ]);
+    expect(partial.status).toBe(200);
+    expect(partial.body.data).toEqual({ __typename: 'Query', item: null });
+    expect(partial.body.errors?.[0]?.extensions?.code).toBe('DATABASE_BUSY');
+    expect(nothing.status).toBe(503);
+    expect(nothing.body.errors?.[0]?.extensions?.code).toBe('DATABASE_BUSY');
+    await Promise.all(holders);
+  });
 });

@@ -102,4 +102,56 @@ describe('the connection goes back to the pool on every path (I2)', () => {
     await expect(request).rejects.toThrow();
     expect(await eventually(() => server.released.length > released, 5_000)).toBe(true);
   });
+
+  it('after a commit that PostgreSQL turned into a rollback, without touching the next transaction', async () => {
+    const response = await server.graphql(`{
+      a: failingCommit
+      b: writeInTransaction(name: "kept-after-failed-commit")
+      c: writeInTransaction(name: "rolled-back-after-failed-commit", thenFail: true)
+    }`);
+    expect(response.body.errors?.map((error) => error.path).sort()).toEqual([['a'], ['c']]);
+    expect(response.body.data).toEqual({ a: null, b: true, c: null });
+    // Neither b nor c was cut in two by a stray ROLLBACK meant for a: b's write is there, and c's
+    // write, made in a transaction that then failed, is not.
+    const names = await database.query<{ name: string }>(
+      "select name from categories where name like '%-after-failed-commit' order by name",
+    );
+    expect(names).toEqual([{ name: 'kept-after-failed-commit' }]);
+  });
+});
+
+describe('a client that gives up while its mutation waits for a connection', () => {
+  let small: TestServer;
+
+  beforeAll(async () => {
+    small = await startTestServer(database.url, { size: 1, maxOverflow: 0, timeoutMs: 5_000 });
+  });
+
+  afterAll(async () => {
+    await small?.close();
+  });
+
+  it('leaves no connection inside a transaction', async () => {
+    const { pool } = small.server;
+    const holder = small.graphql('{ sleep(seconds: 0.4) }');
+    expect(await eventually(() => pool.totalCount === 1 && pool.idleCount === 0, 5_000)).toBe(true);
+
+    // BEGIN waits for the pool; the client aborts meanwhile, so the release starts mid-BEGIN.
+    const controller = new AbortController();
+    const mutation = small.graphql('mutation { createItem(input: { number: 31337 }) { id } }', undefined, {
+      signal: controller.signal,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    controller.abort();
+    await expect(mutation).rejects.toThrow();
+    expect((await holder).body.data).toEqual({ sleep: true });
+
+    expect(await eventually(() => small.released.length === 2 && pool.idleCount === pool.totalCount, 5_000)).toBe(true);
+    expect((await database.appConnections()).idleInTransaction).toBe(0);
+    // The connection the next request gets is not inside anyone's transaction.
+    const { body } = await small.graphql('{ failingSql }');
+    expect(body.errors?.[0]?.message).toBe('Unexpected error.');
+    const after = await small.graphql('{ items(first: 1) { id } }');
+    expect(after.body.errors).toBeUndefined();
+  });
 });

@@ -22,6 +22,9 @@ export interface PoolSettings {
   statementTimeoutMs: number;
 }
 
+/** How much longer than `statement_timeout` the client waits before giving up on a statement. */
+const QUERY_TIMEOUT_MARGIN_MS = 5_000;
+
 /** The `application_name` our connections carry, so operators (and tests) can find them. */
 export const APPLICATION_NAME = 'poolgraph';
 
@@ -45,6 +48,13 @@ export function createPool(settings: PoolSettings, logger?: Logger): pg.Pool {
     maxLifetimeSeconds: settings.recycleSeconds,
     // pg sends it as a startup parameter; 0 is PostgreSQL's "no limit".
     statement_timeout: settings.statementTimeoutMs,
+    // statement_timeout is enforced by the server, so it cannot end a wait on a server that has
+    // vanished from the network: TCP keepalive notices a dead peer, and a client-side timeout a
+    // little longer than the server's ends the statement (the connection is then destroyed).
+    keepAlive: true,
+    ...(settings.statementTimeoutMs > 0
+      ? { query_timeout: settings.statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS }
+      : {}),
   });
   pool.on('error', (error) => {
     logger?.warn({ err: error }, 'an idle database connection failed and was removed from the pool');

@@ -27,6 +27,8 @@ export interface RequestScopeOptions {
   poolTimeoutMs: number;
   /** Called once, after the connection went back to the pool (or when none was taken). */
   onRelease?: (stats: RequestScopeStats) => void;
+  /** Receives what `onRelease` threw; it is not rethrown. */
+  onObserverError?: (error: unknown) => void;
 }
 
 /** A statement was attempted after the request's scope had been released. */
@@ -66,9 +68,11 @@ export class RequestScope {
   #state: 'open' | 'closing' | 'closed' = 'open';
   #released: Promise<void> | undefined;
   #inFlight = 0;
-  #transactionOpen = false;
+  /** Who opened the transaction now open (Kysely's connection object for it), if any. */
+  #transactionOwner: object | undefined;
   #transactionLock: Promise<void> = Promise.resolve();
-  #endTransaction: (() => void) | undefined;
+  #unlockTransaction: (() => void) | undefined;
+  #connectionTaken = false;
   #whenQuiet: (() => void) | undefined;
   #broken: unknown;
   #statements = 0;
@@ -87,7 +91,7 @@ export class RequestScope {
   get stats(): RequestScopeStats {
     return {
       statements: this.#statements,
-      connectionsTaken: this.#client === undefined ? 0 : 1,
+      connectionsTaken: this.#connectionTaken ? 1 : 0,
       backendPid: this.#backendPid,
       acquireWaitMs: this.#acquireWaitMs,
       heldMs: this.#heldMs,
@@ -101,7 +105,7 @@ export class RequestScope {
    * `STATEMENT_TIMEOUT` errors; any other PostgreSQL error is passed on for the caller to map.
    */
   async query(sql: string, parameters: readonly unknown[] = []): Promise<pg.QueryResult> {
-    if (this.#state === 'closed' || (this.#state === 'closing' && !this.#transactionOpen)) {
+    if (this.#state === 'closed' || (this.#state === 'closing' && this.#transactionOwner === undefined)) {
       throw new RequestFinishedError();
     }
     this.#inFlight += 1;
@@ -117,24 +121,38 @@ export class RequestScope {
     }
   }
 
-  /** Starts a transaction (`BEGIN` or `START TRANSACTION ...`), after any open one has ended. */
-  async beginTransaction(sql: string): Promise<void> {
+  /**
+   * Starts a transaction for `owner` (`BEGIN` or `START TRANSACTION ...`), after any open one has
+   * ended. The transaction counts as open from the moment BEGIN is sent, so a release that starts
+   * meanwhile waits for its COMMIT or ROLLBACK instead of returning a connection mid-transaction.
+   */
+  async beginTransaction(sql: string, owner: object): Promise<void> {
     const previous = this.#transactionLock;
-    let end!: () => void;
-    this.#transactionLock = new Promise((resolve) => (end = resolve));
+    let unlock!: () => void;
+    this.#transactionLock = new Promise((resolve) => (unlock = resolve));
     await previous;
+    if (this.#state !== 'open') {
+      unlock();
+      throw new RequestFinishedError();
+    }
+    this.#transactionOwner = owner;
+    this.#unlockTransaction = unlock;
     try {
       await this.query(sql);
     } catch (error) {
-      end();
+      this.#closeTransaction();
       throw error;
     }
-    this.#transactionOpen = true;
-    this.#endTransaction = end;
   }
 
-  /** Ends the open transaction with `COMMIT` or `ROLLBACK`; returns the command PostgreSQL reported. */
-  async endTransaction(command: 'commit' | 'rollback'): Promise<string> {
+  /**
+   * Ends `owner`'s transaction with `COMMIT` or `ROLLBACK` and returns the command PostgreSQL
+   * reported. Does nothing (and returns undefined) when `owner`'s transaction is not the open one:
+   * Kysely sends ROLLBACK after a failed COMMIT, when that transaction has already ended and the
+   * next one of the request may have begun.
+   */
+  async endTransaction(command: 'commit' | 'rollback', owner: object): Promise<string | undefined> {
+    if (owner !== this.#transactionOwner) return undefined;
     try {
       const result = await this.query(command);
       return result.command;
@@ -143,16 +161,20 @@ export class RequestScope {
       this.#broken ??= error;
       throw error;
     } finally {
-      this.#transactionOpen = false;
-      this.#endTransaction?.();
-      this.#endTransaction = undefined;
-      this.#checkQuiet();
+      this.#closeTransaction();
     }
   }
 
   /** Marks the connection as not reusable: it is destroyed instead of returned on release. */
   discardConnection(reason: unknown): void {
     this.#broken ??= reason;
+  }
+
+  #closeTransaction(): void {
+    this.#transactionOwner = undefined;
+    this.#unlockTransaction?.();
+    this.#unlockTransaction = undefined;
+    this.#checkQuiet();
   }
 
   /**
@@ -172,12 +194,22 @@ export class RequestScope {
       if (client) {
         client.removeListener('error', this.#onClientError);
         this.#heldMs = performance.now() - this.#acquiredAt;
+        // Last line of defence: whatever happened above, a connection whose server side is still
+        // in a transaction ('T') or a failed one ('E') must not reach the next request.
+        if (this.#broken === undefined && client.getTransactionStatus() !== 'I') {
+          this.#broken = new Error('connection released inside a transaction');
+        }
         // pg-pool destroys a client released with a truthy error instead of pooling it.
         client.release(this.#broken === undefined ? undefined : toError(this.#broken));
       }
     } finally {
       this.#state = 'closed';
-      this.#options.onRelease?.(this.stats);
+      try {
+        this.#options.onRelease?.(this.stats);
+      } catch (error) {
+        // A failing observer must not turn a finished response into an error.
+        this.#options.onObserverError?.(error);
+      }
     }
   }
 
@@ -199,6 +231,7 @@ export class RequestScope {
     } finally {
       this.#acquireWaitMs = performance.now() - started;
     }
+    this.#connectionTaken = true;
     this.#acquiredAt = performance.now();
     // pg-pool listens for errors only on idle clients; while we hold this one, an `error` event
     // (the server closed the connection) would crash the process without a listener of ours.
@@ -218,7 +251,7 @@ export class RequestScope {
     if (error instanceof pg.DatabaseError && error.code === '57014') {
       return new StatementTimeoutError(error);
     }
-    if (isConnectionFailure(error)) {
+    if (this.#broken !== undefined || isConnectionFailure(error)) {
       this.#broken ??= error;
       return new DatabaseUnavailableError(error);
     }
@@ -226,12 +259,12 @@ export class RequestScope {
   }
 
   #quiet(): Promise<void> {
-    if (this.#inFlight === 0 && !this.#transactionOpen) return Promise.resolve();
+    if (this.#inFlight === 0 && this.#transactionOwner === undefined) return Promise.resolve();
     return new Promise((resolve) => (this.#whenQuiet = resolve));
   }
 
   #checkQuiet(): void {
-    if (this.#whenQuiet && this.#inFlight === 0 && !this.#transactionOpen) {
+    if (this.#whenQuiet && this.#inFlight === 0 && this.#transactionOwner === undefined) {
       const resolve = this.#whenQuiet;
       this.#whenQuiet = undefined;
       resolve();
@@ -241,14 +274,20 @@ export class RequestScope {
 
 /**
  * True when the error means the connection itself is gone or unusable (the server shut down or
- * terminated the backend, the socket closed), as opposed to an error in one statement.
+ * terminated the backend, the socket closed, the client-side `query_timeout` fired), as opposed
+ * to an error in one statement or a bug on our side, which leave the connection healthy.
  */
 function isConnectionFailure(error: unknown): boolean {
   if (error instanceof pg.DatabaseError) {
     // Class 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now.
     return error.code?.startsWith('08') === true || /^57P0[123]$/.test(error.code ?? '');
   }
-  return error instanceof Error;
+  if (!(error instanceof Error)) return false;
+  const code = (error as Error & { code?: unknown }).code;
+  return (
+    (typeof code === 'string' && /^E(CONNRESET|PIPE|TIMEDOUT|CONNREFUSED|HOSTUNREACH|NETUNREACH)$/.test(code)) ||
+    /Connection terminated|not queryable|Query read timeout/i.test(error.message)
+  );
 }
 
 function toError(value: unknown): Error {

@@ -73,42 +73,45 @@ class ScopeConnection implements DatabaseConnection {
   }
 }
 
+/**
+ * Kysely's driver over the scope. Every `acquireConnection` returns a new connection object (all
+ * running on the scope's one connection): Kysely passes that object to begin/commit/rollback, so
+ * the scope can tell which transaction a COMMIT or ROLLBACK belongs to.
+ */
 class ScopeDriver implements Driver {
   readonly #scope: RequestScope;
-  readonly #connection: ScopeConnection;
 
   constructor(scope: RequestScope) {
     this.#scope = scope;
-    this.#connection = new ScopeConnection(scope);
   }
 
   async init(): Promise<void> {}
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    return this.#connection;
+    return new ScopeConnection(this.#scope);
   }
 
-  async beginTransaction(_connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+  async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
     let sql = 'begin';
     if (settings.isolationLevel || settings.accessMode) {
       sql = 'start transaction';
       if (settings.isolationLevel) sql += ` isolation level ${settings.isolationLevel}`;
       if (settings.accessMode) sql += ` ${settings.accessMode}`;
     }
-    await this.#scope.beginTransaction(sql);
+    await this.#scope.beginTransaction(sql, connection);
   }
 
-  async commitTransaction(): Promise<void> {
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
     // PostgreSQL answers COMMIT with a ROLLBACK tag when an earlier statement aborted the
     // transaction; treat that as the failure it is rather than as a successful write.
-    const command = await this.#scope.endTransaction('commit');
+    const command = await this.#scope.endTransaction('commit', connection);
     if (command === 'ROLLBACK') {
       throw new Error('The transaction was aborted by an earlier error and rolled back.');
     }
   }
 
-  async rollbackTransaction(): Promise<void> {
-    await this.#scope.endTransaction('rollback');
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    await this.#scope.endTransaction('rollback', connection);
   }
 
   async releaseConnection(): Promise<void> {

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { Logger } from 'pino';
 import type { Plugin } from 'graphql-yoga';
 import type { RequestContext } from '../context.js';
 import { RequestScope, type RequestScopeStats } from '../db/request-scope.js';
@@ -12,6 +13,8 @@ export interface RequestScopeOptions {
   poolTimeoutMs: number;
   /** Called when a request's scope has been released, with what it did with the database. */
   onScopeReleased?: (stats: RequestScopeStats, request: Request) => void;
+  /** Where failures that no client can see are logged (a throwing observer, a failed release). */
+  logger: Logger;
 }
 
 /**
@@ -30,16 +33,26 @@ export interface RequestScopeOptions {
 export function useRequestScope(options: RequestScopeOptions): Plugin<RequestContext> {
   const scopes = new WeakMap<Request, { scope: RequestScope; context: RequestContext }>();
 
+  /** Releases a scope; a failure is logged, never thrown into a response or left unhandled. */
+  async function release(scope: RequestScope): Promise<void> {
+    try {
+      await scope.release();
+    } catch (error) {
+      options.logger.error({ err: error }, 'releasing a request scope failed');
+    }
+  }
+
   function scopeOf(request: Request) {
     let entry = scopes.get(request);
     if (!entry) {
       const scope = new RequestScope(options.pool, {
         poolTimeoutMs: options.poolTimeoutMs,
         onRelease: (stats) => options.onScopeReleased?.(stats, request),
+        onObserverError: (error) => options.logger.error({ err: error }, 'onScopeReleased threw'),
       });
       entry = { scope, context: { db: scope.db, loaders: createLoaders(scope.db) } };
       scopes.set(request, entry);
-      request.signal?.addEventListener('abort', () => void scope.release(), { once: true });
+      request.signal?.addEventListener('abort', () => void release(scope), { once: true });
     }
     return entry;
   }
@@ -49,7 +62,8 @@ export function useRequestScope(options: RequestScopeOptions): Plugin<RequestCon
       extendContext(scopeOf(context.request).context);
     },
     async onResponse({ request }) {
-      await scopes.get(request)?.scope.release();
+      const entry = scopes.get(request);
+      if (entry) await release(entry.scope);
     },
   };
 }

@@ -14,6 +14,8 @@ export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
       sleepInTransaction(seconds: Float!): Boolean!
       failingSql: Boolean!
       failingAfterSql: Boolean!
+      failingCommit: Boolean
+      writeInTransaction(name: String!, thenFail: Boolean = false): Boolean
     }
   `,
   resolvers: {
@@ -35,6 +37,21 @@ export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
       },
       failingSql: async (_parent, _args, { db }) => {
         await sql`select 1 / 0 as secret_sql_text`.execute(db);
+        return true;
+      },
+      // A statement fails inside the transaction, the resolver swallows it and lets Kysely
+      // COMMIT: PostgreSQL answers ROLLBACK, which must fail this field and nothing else.
+      failingCommit: async (_parent, _args, { db }) => {
+        await db.transaction().execute(async (trx) => {
+          await sql`select 1 / 0`.execute(trx).catch(() => undefined);
+        });
+        return true;
+      },
+      writeInTransaction: async (_parent, args: { name: string; thenFail: boolean }, { db }) => {
+        await db.transaction().execute(async (trx) => {
+          await sql`insert into categories (name) values (${args.name})`.execute(trx);
+          if (args.thenFail) throw new Error('failing after the write, so it must roll back');
+        });
         return true;
       },
       failingAfterSql: async (_parent, _args, { db }) => {
