@@ -68,6 +68,7 @@ export class RequestScope {
   #state: 'open' | 'closing' | 'closed' = 'open';
   #released: Promise<void> | undefined;
   #inFlight = 0;
+  #lastStatement: Promise<void> = Promise.resolve();
   /** Who opened the transaction now open (Kysely's connection object for it), if any. */
   #transactionOwner: object | undefined;
   #transactionLock: Promise<void> = Promise.resolve();
@@ -109,13 +110,20 @@ export class RequestScope {
       throw new RequestFinishedError();
     }
     this.#inFlight += 1;
+    // One statement at a time, in call order: loaders of the same tick ask concurrently, and pg 8
+    // only queues a second query on a busy client with a deprecation warning (pg 9 refuses).
+    const previous = this.#lastStatement;
+    let done!: () => void;
+    this.#lastStatement = new Promise((resolve) => (done = resolve));
     try {
+      await previous;
       const client = await this.#connection();
       this.#statements += 1;
       return await client.query(sql, [...parameters]);
     } catch (error) {
       throw this.#translate(error);
     } finally {
+      done();
       this.#inFlight -= 1;
       this.#checkQuiet();
     }
