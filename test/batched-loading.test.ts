@@ -1,20 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { describe, expect, it } from 'vitest';
+import { useTestEnvironment } from './support/server.js';
 import { W1, W2, W3 } from './support/workloads.js';
 
-let database: TestDatabase;
-let server: TestServer;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-});
-
-afterAll(async () => {
-  await server?.close();
-  await database?.drop();
-});
+const t = useTestEnvironment();
 
 interface W2Category {
   name: string;
@@ -24,12 +12,12 @@ interface W2Category {
 
 describe('batched loading (I4)', () => {
   it('answers W1 with one statement', async () => {
-    const { stats } = await server.measure(W1);
+    const { stats } = await t.server.measure(W1);
     expect(stats?.statements).toBe(1);
   });
 
   it('answers W2 (20 categories x 10 items, nested) with at most 4 statements', async () => {
-    const { response, stats } = await server.measure(W2);
+    const { response, stats } = await t.server.measure(W2);
     expect(response.body.errors).toBeUndefined();
     expect(stats?.statements).toBeLessThanOrEqual(4);
 
@@ -48,14 +36,14 @@ describe('batched loading (I4)', () => {
   });
 
   it('costs the same number of statements whatever the number of rows', async () => {
-    const small = await server.measure(W2.replace('first: 20', 'first: 2').replace('first: 10', 'first: 1'));
-    const large = await server.measure(W2.replace('first: 20', 'first: 30').replace('first: 10', 'first: 30'));
+    const small = await t.server.measure(W2.replace('first: 20', 'first: 2').replace('first: 10', 'first: 1'));
+    const large = await t.server.measure(W2.replace('first: 20', 'first: 30').replace('first: 10', 'first: 30'));
     expect(small.stats?.statements).toBe(large.stats?.statements);
     expect((large.response.body.data as { categories: W2Category[] }).categories.flatMap((c) => c.items)).toHaveLength(900);
   });
 
   it('applies a different first per category inside one statement', async () => {
-    const { response, stats } = await server.measure(`{
+    const { response, stats } = await t.server.measure(`{
       categories(first: 3) { a: items(first: 1) { id } b: items(first: 3) { id } }
     }`);
     expect(stats?.statements).toBe(2);
@@ -67,13 +55,13 @@ describe('batched loading (I4)', () => {
   });
 
   it('answers W3 (20 aliased item lookups) with one statement, null for an unknown id', async () => {
-    const { response, stats } = await server.measure(W3);
+    const { response, stats } = await t.server.measure(W3);
     expect(stats?.statements).toBe(1);
     const data = response.body.data as Record<string, { number: number; label: string } | null>;
     expect(data.i1).toEqual({ number: 5, label: 'item-5' });
     expect(data.i20).toEqual({ number: 708, label: 'item-708' });
 
-    const withUnknown = await server.measure('{ a: item(id: "1") { id } b: item(id: "123456") { id } }');
+    const withUnknown = await t.server.measure('{ a: item(id: "1") { id } b: item(id: "123456") { id } }');
     expect(withUnknown.stats?.statements).toBe(1);
     expect(withUnknown.response.body.data).toEqual({ a: { id: '1' }, b: null });
   });

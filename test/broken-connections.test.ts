@@ -1,23 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
-import { eventually, startTestServer, type TestServer } from './support/server.js';
+import { describe, expect, it } from 'vitest';
+import { eventually, useTestEnvironment } from './support/server.js';
 import { W1 } from './support/workloads.js';
 
-let database: TestDatabase;
-let server: TestServer;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url, { size: 2, maxOverflow: 1 });
-});
-
-afterAll(async () => {
-  await server?.close();
-  await database?.drop();
-});
+const t = useTestEnvironment({ size: 2, maxOverflow: 1 });
 
 const terminateAppBackends = (pids?: number[]) =>
-  database.query(
+  t.database.query(
     `select pg_terminate_backend(pid) from pg_stat_activity
      where datname = current_database() and application_name = 'poolgraph'
        and ($1::int[] is null or pid = any($1::int[]))`,
@@ -26,25 +14,25 @@ const terminateAppBackends = (pids?: number[]) =>
 
 describe('connections that break', () => {
   it('survives idle connections dying: the process keeps running and the next requests succeed', async () => {
-    await Promise.all([server.graphql('{ a: backendPid sleep(seconds: 0.1) }'), server.graphql('{ b: backendPid sleep(seconds: 0.1) }')]);
-    const { pool } = server.server;
+    await Promise.all([t.server.graphql('{ a: backendPid sleep(seconds: 0.1) }'), t.server.graphql('{ b: backendPid sleep(seconds: 0.1) }')]);
+    const { pool } = t.server.server;
     expect(pool.idleCount).toBeGreaterThan(0);
     const killed = await terminateAppBackends();
     expect(killed.length).toBeGreaterThan(0);
     // pg-pool notices and drops the dead idle clients (its `error` event, which we listen to).
     expect(await eventually(() => pool.totalCount === 0, 5_000)).toBe(true);
     for (let i = 0; i < 3; i += 1) {
-      const { body } = await server.graphql(W1);
+      const { body } = await t.server.graphql(W1);
       expect(body.data?.items).toHaveLength(20);
     }
   });
 
   it('fails the request whose connection is killed with DATABASE_UNAVAILABLE and destroys that connection', async () => {
-    const released = server.released.length;
-    const running = server.graphql('{ backendPid sleep(seconds: 5) }');
-    const { pool } = server.server;
+    const released = t.server.released.length;
+    const running = t.server.graphql('{ backendPid sleep(seconds: 5) }');
+    const { pool } = t.server.server;
     expect(await eventually(() => pool.totalCount - pool.idleCount === 1, 5_000)).toBe(true);
-    const [active] = await database.query<{ pid: number }>(
+    const [active] = await t.database.query<{ pid: number }>(
       `select pid from pg_stat_activity
        where datname = current_database() and application_name = 'poolgraph' and query like '%pg_sleep%'`,
     );
@@ -54,13 +42,13 @@ describe('connections that break', () => {
     const { body } = await running;
     expect(body.errors?.[0]?.extensions?.code).toBe('DATABASE_UNAVAILABLE');
     expect(JSON.stringify(body)).not.toMatch(/terminat|pg_sleep|select/i);
-    expect(await eventually(() => server.released.length > released, 5_000)).toBe(true);
-    expect(server.released.at(-1)).toMatchObject({ connectionsTaken: 1, destroyed: true });
+    expect(await eventually(() => t.server.released.length > released, 5_000)).toBe(true);
+    expect(t.server.released.at(-1)).toMatchObject({ connectionsTaken: 1, destroyed: true });
 
     // The dead connection was not returned: every pooled connection answers.
     const pids = new Set<number>();
     for (let i = 0; i < 4; i += 1) {
-      const response = await server.graphql('{ backendPid }');
+      const response = await t.server.graphql('{ backendPid }');
       expect(response.body.errors).toBeUndefined();
       pids.add((response.body.data as { backendPid: number }).backendPid);
     }

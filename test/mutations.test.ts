@@ -1,26 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { describe, expect, it } from 'vitest';
+import { useTestEnvironment } from './support/server.js';
 
-let database: TestDatabase;
-let server: TestServer;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-});
-
-afterAll(async () => {
-  await server?.close();
-  await database?.drop();
-});
+const t = useTestEnvironment();
 
 const countItems = async () =>
-  (await database.query<{ count: number }>('select count(*)::int as count from items'))[0]?.count;
+  (await t.database.query<{ count: number }>('select count(*)::int as count from items'))[0]?.count;
 
 describe('writes (I5)', () => {
   it('creates an item in one transaction and reads its own write in the same operation', async () => {
-    const { response, stats } = await server.measure(`mutation {
+    const { response, stats } = await t.server.measure(`mutation {
       createItem(input: { number: 7, label: "x", categoryId: "1" }) {
         id number label category { name itemCount items(first: 100) { id } }
       }
@@ -34,13 +22,13 @@ describe('writes (I5)', () => {
     // BEGIN, INSERT, COMMIT, then the selection set's loads.
     expect(stats?.statements).toBeGreaterThanOrEqual(3);
     expect(stats?.connectionsTaken).toBe(1);
-    const rows = await database.query('select number, label, category_id from items where id = $1', [created.id]);
+    const rows = await t.database.query('select number, label, category_id from items where id = $1', [created.id]);
     expect(rows).toEqual([{ number: 7, label: 'x', category_id: '1' }]);
   });
 
   it('rejects an unknown categoryId with BAD_USER_INPUT and writes nothing', async () => {
     const before = await countItems();
-    const { body } = await server.graphql('mutation { createItem(input: { number: 1, categoryId: "999999" }) { id } }');
+    const { body } = await t.server.graphql('mutation { createItem(input: { number: 1, categoryId: "999999" }) { id } }');
     expect(body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(body.errors?.[0]?.message).toContain('categoryId');
     expect(body.errors?.[0]?.message).not.toMatch(/foreign key|constraint|violates/i);
@@ -49,7 +37,7 @@ describe('writes (I5)', () => {
 
   it('keeps the fields that succeeded when a later field of the same mutation fails', async () => {
     const before = await countItems();
-    const { body } = await server.graphql(`mutation {
+    const { body } = await t.server.graphql(`mutation {
       ok: createItem(input: { number: 11 }) { id label category { id } }
       bad: createItem(input: { number: 12, categoryId: "999999" }) { id }
     }`);
@@ -57,12 +45,12 @@ describe('writes (I5)', () => {
     expect(body.errors?.[0]?.path).toEqual(['bad']);
     // ... but `ok` ran in its own transaction and committed; `bad` left no row.
     expect(await countItems()).toBe((before ?? 0) + 1);
-    const rows = await database.query('select number from items where number in (11, 12) and label = $1', ['']);
+    const rows = await t.database.query('select number from items where number in (11, 12) and label = $1', ['']);
     expect(rows).toEqual([{ number: 11 }]);
   });
 
   it('updates an item, moving it between categories, and sees the change at once', async () => {
-    const { body } = await server.graphql(`mutation {
+    const { body } = await t.server.graphql(`mutation {
       updateItem(id: "2", input: { number: 2002, label: "moved", categoryId: "2" }) {
         number label category { name itemCount }
       }
@@ -70,34 +58,34 @@ describe('writes (I5)', () => {
     expect(body.errors).toBeUndefined();
     expect(body.data?.updateItem).toEqual({ number: 2002, label: 'moved', category: { name: 'category-2', itemCount: 31 } });
 
-    const cleared = await server.graphql('mutation { updateItem(id: "2", input: { categoryId: null }) { category { id } number } }');
+    const cleared = await t.server.graphql('mutation { updateItem(id: "2", input: { categoryId: null }) { category { id } number } }');
     expect(cleared.body.data?.updateItem).toEqual({ category: null, number: 2002 });
   });
 
   it('reports an unknown item to update as NOT_FOUND and a null number as BAD_USER_INPUT', async () => {
-    const missing = await server.graphql('mutation { updateItem(id: "987654", input: { number: 1 }) { id } }');
+    const missing = await t.server.graphql('mutation { updateItem(id: "987654", input: { number: 1 }) { id } }');
     expect(missing.body.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
 
-    const nullNumber = await server.graphql('mutation { updateItem(id: "3", input: { number: null }) { id } }');
+    const nullNumber = await t.server.graphql('mutation { updateItem(id: "3", input: { number: null }) { id } }');
     expect(nullNumber.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
 
-    const badCategory = await server.graphql('mutation { updateItem(id: "3", input: { categoryId: "777777" }) { id } }');
+    const badCategory = await t.server.graphql('mutation { updateItem(id: "3", input: { categoryId: "777777" }) { id } }');
     expect(badCategory.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
-    expect(await database.query('select category_id from items where id = 3')).toEqual([{ category_id: '1' }]);
+    expect(await t.database.query('select category_id from items where id = 3')).toEqual([{ category_id: '1' }]);
   });
 
   it('deletes an item: true once, then false, and reads no longer find it', async () => {
-    const { body } = await server.graphql(`mutation {
+    const { body } = await t.server.graphql(`mutation {
       first: deleteItem(id: "4")
       second: deleteItem(id: "4")
     }`);
     expect(body.data).toEqual({ first: true, second: false });
-    const read = await server.graphql('{ item(id: "4") { id } }');
+    const read = await t.server.graphql('{ item(id: "4") { id } }');
     expect(read.body.data?.item).toBeNull();
   });
 
   it('rejects a label with a NUL character as BAD_USER_INPUT', async () => {
-    const { body } = await server.graphql('mutation($label: String) { createItem(input: { number: 1, label: $label }) { id } }', {
+    const { body } = await t.server.graphql('mutation($label: String) { createItem(input: { number: 1, label: $label }) { id } }', {
       label: 'a\u0000b',
     });
     expect(body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');

@@ -1,25 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { describe, expect, it } from 'vitest';
+import { useTestEnvironment } from './support/server.js';
 import { W2 } from './support/workloads.js';
 
-let database: TestDatabase;
-let server: TestServer;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url);
-});
-
-afterAll(async () => {
-  await server?.close();
-  await database?.drop();
-});
+const t = useTestEnvironment();
 
 describe('one connection per request (I1)', () => {
   it('runs every statement of a nested query on one backend', async () => {
     // backendPid runs `select pg_backend_pid()` beside the W2 selection, on the request's scope.
-    const { response, stats, acquired } = await server.measure(`{
+    const { response, stats, acquired } = await t.server.measure(`{
       first: backendPid
       categories(first: 20) { name itemCount items(first: 10) { id number category { name } } }
       second: backendPid
@@ -33,32 +21,32 @@ describe('one connection per request (I1)', () => {
   });
 
   it('takes one connection for W2 however many loaders it runs', async () => {
-    const { response, stats, acquired } = await server.measure(W2);
+    const { response, stats, acquired } = await t.server.measure(W2);
     expect(response.body.errors).toBeUndefined();
     expect(acquired).toHaveLength(1);
     expect(stats?.connectionsTaken).toBe(1);
   });
 
   it('takes no connection for a request that needs no SQL', async () => {
-    const { response, stats, acquired } = await server.measure('{ __typename }');
+    const { response, stats, acquired } = await t.server.measure('{ __typename }');
     expect(response.body.data).toEqual({ __typename: 'Query' });
     expect(acquired).toEqual([]);
     expect(stats).toMatchObject({ connectionsTaken: 0, statements: 0, backendPid: null });
   });
 
   it('takes no connection for a document that fails validation', async () => {
-    const released = server.released.length;
-    const acquired = server.acquired.length;
-    const { body } = await server.graphql('{ items { doesNotExist } }');
+    const released = t.server.released.length;
+    const acquired = t.server.acquired.length;
+    const { body } = await t.server.graphql('{ items { doesNotExist } }');
     expect(body.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
-    expect(server.acquired.length).toBe(acquired);
-    expect(server.released.length).toBe(released);
+    expect(t.server.acquired.length).toBe(acquired);
+    expect(t.server.released.length).toBe(released);
   });
 
   it('gives concurrent requests different connections', async () => {
     const pids = await Promise.all(
       Array.from({ length: 3 }, async () => {
-        const { body } = await server.graphql('{ backendPid sleep(seconds: 0.2) }');
+        const { body } = await t.server.graphql('{ backendPid sleep(seconds: 0.2) }');
         return (body.data as { backendPid: number }).backendPid;
       }),
     );

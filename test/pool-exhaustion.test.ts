@@ -1,32 +1,20 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
-import { eventually, startTestServer, type TestServer } from './support/server.js';
+import { describe, expect, it } from 'vitest';
+import { eventually, useTestEnvironment } from './support/server.js';
 import { W1 } from './support/workloads.js';
 
 const POOL = { size: 1, maxOverflow: 1, timeoutMs: 300 };
 
-let database: TestDatabase;
-let server: TestServer;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url, POOL);
-});
-
-afterAll(async () => {
-  await server?.close();
-  await database?.drop();
-});
+const t = useTestEnvironment(POOL);
 
 describe('an exhausted pool (I6)', () => {
   it('fails a request with DATABASE_BUSY (HTTP 503) after POOL_TIMEOUT_MS, then recovers', async () => {
-    const { pool } = server.server;
+    const { pool } = t.server.server;
     // Hold every connection the pool may open.
-    const holders = Array.from({ length: POOL.size + POOL.maxOverflow }, () => server.graphql('{ sleep(seconds: 1.5) }'));
+    const holders = Array.from({ length: POOL.size + POOL.maxOverflow }, () => t.server.graphql('{ sleep(seconds: 1.5) }'));
     expect(await eventually(() => pool.totalCount === 2 && pool.idleCount === 0, 5_000)).toBe(true);
 
     const started = performance.now();
-    const busy = await server.graphql(W1);
+    const busy = await t.server.graphql(W1);
     const waitedMs = performance.now() - started;
     expect(busy.status).toBe(503);
     expect(busy.body.errors?.[0]?.extensions?.code).toBe('DATABASE_BUSY');
@@ -36,20 +24,20 @@ describe('an exhausted pool (I6)', () => {
 
     const held = await Promise.all(holders);
     expect(held.map((r) => r.body.data)).toEqual([{ sleep: true }, { sleep: true }]);
-    const after = await server.graphql(W1);
+    const after = await t.server.graphql(W1);
     expect(after.status).toBe(200);
     expect(after.body.data?.items).toHaveLength(20);
     expect(pool.totalCount).toBeLessThanOrEqual(POOL.size + POOL.maxOverflow);
   });
 
   it('answers 200 when other fields of the operation produced data, 503 when nothing could run', async () => {
-    const { pool } = server.server;
-    const holders = Array.from({ length: 2 }, () => server.graphql('{ sleep(seconds: 1) }'));
+    const { pool } = t.server.server;
+    const holders = Array.from({ length: 2 }, () => t.server.graphql('{ sleep(seconds: 1) }'));
     expect(await eventually(() => pool.totalCount === 2 && pool.idleCount === 0, 5_000)).toBe(true);
 
     const [partial, nothing] = await Promise.all([
-      server.graphql('{ __typename item(id: "1") { id } }'),
-      server.graphql('{ item(id: "1") { id } }'),
+      t.server.graphql('{ __typename item(id: "1") { id } }'),
+      t.server.graphql('{ item(id: "1") { id } }'),
     ]);
     expect(partial.status).toBe(200);
     expect(partial.body.data).toEqual({ __typename: 'Query', item: null });

@@ -1,33 +1,21 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
-import { eventually, startTestServer, type TestServer } from './support/server.js';
+import { eventually, startTestServer, type TestServer, useTestEnvironment } from './support/server.js';
 import { W1 } from './support/workloads.js';
 
-let database: TestDatabase;
-let server: TestServer;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  server = await startTestServer(database.url, { size: 2, maxOverflow: 2, statementTimeoutMs: 300 });
-});
-
-afterAll(async () => {
-  await server?.close();
-  await database?.drop();
-});
+const t = useTestEnvironment({ size: 2, maxOverflow: 2, statementTimeoutMs: 300 });
 
 /** Nothing checked out, nobody waiting, no backend of ours idle in a transaction. */
 async function expectEverythingReleased() {
-  const { pool } = server.server;
+  const { pool } = t.server.server;
   expect(await eventually(() => pool.idleCount === pool.totalCount, 5_000)).toBe(true);
   expect(pool.waitingCount).toBe(0);
-  expect((await database.appConnections()).idleInTransaction).toBe(0);
+  expect((await t.database.appConnections()).idleInTransaction).toBe(0);
 }
 
 afterEach(async () => {
   await expectEverythingReleased();
   // The server still serves.
-  const { body } = await server.graphql(W1);
+  const { body } = await t.server.graphql(W1);
   expect(body.data?.items).toHaveLength(20);
 });
 
@@ -39,72 +27,72 @@ function expectNoLeak(response: { body: unknown }) {
 
 describe('the connection goes back to the pool on every path (I2)', () => {
   it('after a resolver error that follows SQL (masked as an unexpected error)', async () => {
-    const response = await server.graphql('{ items(first: 1) { id } failingAfterSql }');
+    const response = await t.server.graphql('{ items(first: 1) { id } failingAfterSql }');
     expect(response.body.errors?.[0]?.message).toBe('Unexpected error.');
     expectNoLeak(response);
-    expect(server.released.at(-1)?.connectionsTaken).toBe(1);
+    expect(t.server.released.at(-1)?.connectionsTaken).toBe(1);
   });
 
   it('after a SQL error nobody maps (masked, no SQL text)', async () => {
-    const response = await server.graphql('{ failingSql }');
+    const response = await t.server.graphql('{ failingSql }');
     expect(response.body.errors?.[0]?.message).toBe('Unexpected error.');
     expectNoLeak(response);
   });
 
   it('after a constraint violation inside a mutation (BAD_USER_INPUT, rolled back)', async () => {
-    const response = await server.graphql('mutation { createItem(input: { number: 1, categoryId: "424242" }) { id } }');
+    const response = await t.server.graphql('mutation { createItem(input: { number: 1, categoryId: "424242" }) { id } }');
     expect(response.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expectNoLeak(response);
   });
 
   it('after a statement timeout (STATEMENT_TIMEOUT)', async () => {
-    const response = await server.graphql('{ sleep(seconds: 2) }');
+    const response = await t.server.graphql('{ sleep(seconds: 2) }');
     expect(response.body.errors?.[0]?.extensions?.code).toBe('STATEMENT_TIMEOUT');
     expectNoLeak(response);
   });
 
   it('after a statement timeout inside a transaction', async () => {
-    const before = await database.query('select id from categories where name = $1', ['written-before-sleep']);
-    const response = await server.graphql('{ sleepInTransaction(seconds: 2) }');
+    const before = await t.database.query('select id from categories where name = $1', ['written-before-sleep']);
+    const response = await t.server.graphql('{ sleepInTransaction(seconds: 2) }');
     expect(response.body.errors?.[0]?.extensions?.code).toBe('STATEMENT_TIMEOUT');
-    const after = await database.query('select id from categories where name = $1', ['written-before-sleep']);
+    const after = await t.database.query('select id from categories where name = $1', ['written-before-sleep']);
     expect(after).toEqual(before); // the write before the timeout was rolled back
   });
 
   it('after a validation error (no connection taken at all)', async () => {
-    const acquired = server.acquired.length;
-    const response = await server.graphql('{ items { nope } }');
+    const acquired = t.server.acquired.length;
+    const response = await t.server.graphql('{ items { nope } }');
     expect(response.body.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
-    expect(server.acquired.length).toBe(acquired);
+    expect(t.server.acquired.length).toBe(acquired);
   });
 
   it('after a client disconnects mid-request', async () => {
-    const released = server.released.length;
+    const released = t.server.released.length;
     const controller = new AbortController();
-    const request = server.graphql('{ items(first: 1) { id } sleep(seconds: 0.25) }', undefined, {
+    const request = t.server.graphql('{ items(first: 1) { id } sleep(seconds: 0.25) }', undefined, {
       signal: controller.signal,
     });
     // Abort once the request holds its connection.
-    const { pool } = server.server;
+    const { pool } = t.server.server;
     expect(await eventually(() => pool.totalCount - pool.idleCount === 1, 5_000)).toBe(true);
     controller.abort();
     await expect(request).rejects.toThrow();
-    expect(await eventually(() => server.released.length > released, 5_000)).toBe(true);
-    expect(server.released.at(-1)?.connectionsTaken).toBe(1);
+    expect(await eventually(() => t.server.released.length > released, 5_000)).toBe(true);
+    expect(t.server.released.at(-1)?.connectionsTaken).toBe(1);
   });
 
   it('after a client disconnects in the middle of a transaction', async () => {
-    const released = server.released.length;
+    const released = t.server.released.length;
     const controller = new AbortController();
-    const request = server.graphql('{ sleepInTransaction(seconds: 0.2) }', undefined, { signal: controller.signal });
+    const request = t.server.graphql('{ sleepInTransaction(seconds: 0.2) }', undefined, { signal: controller.signal });
     await new Promise((resolve) => setTimeout(resolve, 100));
     controller.abort();
     await expect(request).rejects.toThrow();
-    expect(await eventually(() => server.released.length > released, 5_000)).toBe(true);
+    expect(await eventually(() => t.server.released.length > released, 5_000)).toBe(true);
   });
 
   it('after a commit that PostgreSQL turned into a rollback, without touching the next transaction', async () => {
-    const response = await server.graphql(`{
+    const response = await t.server.graphql(`{
       a: failingCommit
       b: writeInTransaction(name: "kept-after-failed-commit")
       c: writeInTransaction(name: "rolled-back-after-failed-commit", thenFail: true)
@@ -113,7 +101,7 @@ describe('the connection goes back to the pool on every path (I2)', () => {
     expect(response.body.data).toEqual({ a: null, b: true, c: null });
     // Neither b nor c was cut in two by a stray ROLLBACK meant for a: b's write is there, and c's
     // write, made in a transaction that then failed, is not.
-    const names = await database.query<{ name: string }>(
+    const names = await t.database.query<{ name: string }>(
       "select name from categories where name like '%-after-failed-commit' order by name",
     );
     expect(names).toEqual([{ name: 'kept-after-failed-commit' }]);
@@ -124,7 +112,7 @@ describe('a client that gives up while its mutation waits for a connection', () 
   let small: TestServer;
 
   beforeAll(async () => {
-    small = await startTestServer(database.url, { size: 1, maxOverflow: 0, timeoutMs: 5_000 });
+    small = await startTestServer(t.database.url, { size: 1, maxOverflow: 0, timeoutMs: 5_000 });
   });
 
   afterAll(async () => {
@@ -147,7 +135,7 @@ describe('a client that gives up while its mutation waits for a connection', () 
     expect((await holder).body.data).toEqual({ sleep: true });
 
     expect(await eventually(() => small.released.length === 2 && pool.idleCount === pool.totalCount, 5_000)).toBe(true);
-    expect((await database.appConnections()).idleInTransaction).toBe(0);
+    expect((await t.database.appConnections()).idleInTransaction).toBe(0);
     // The connection the next request gets is not inside anyone's transaction.
     const { body } = await small.graphql('{ failingSql }');
     expect(body.errors?.[0]?.message).toBe('Unexpected error.');

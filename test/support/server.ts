@@ -1,9 +1,11 @@
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
+import { afterAll, beforeAll } from 'vitest';
 import { createServer, type PoolgraphServer } from '../../src/app.js';
 import type { PoolSettings } from '../../src/db/pool.js';
 import type { RequestScopeStats } from '../../src/db/request-scope.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
 import { testSchemaExtension } from './test-schema.js';
 
 /** Pool settings tests start from; each test file overrides what it is about. */
@@ -103,4 +105,30 @@ export async function eventually(check: () => Promise<boolean> | boolean, timeou
     if (Date.now() > deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/** A test file's database and server, set up before its tests and torn down after them. */
+export interface TestEnvironment {
+  database: TestDatabase;
+  server: TestServer;
+}
+
+/**
+ * Registers `beforeAll`/`afterAll` hooks that give the calling test file its own seeded database
+ * and a server on it (with `pool` overriding {@link TEST_POOL}); read both from the returned
+ * object inside tests.
+ */
+export function useTestEnvironment(
+  pool: Partial<Omit<PoolSettings, 'connectionString'>> = {},
+): TestEnvironment {
+  const environment = {} as TestEnvironment;
+  beforeAll(async () => {
+    environment.database = await createTestDatabase();
+    environment.server = await startTestServer(environment.database.url, pool);
+  });
+  afterAll(async () => {
+    await environment.server?.close();
+    await environment.database?.drop();
+  });
+  return environment;
 }
