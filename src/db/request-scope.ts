@@ -173,11 +173,6 @@ export class RequestScope {
     }
   }
 
-  /** Marks the connection as not reusable: it is destroyed instead of returned on release. */
-  discardConnection(reason: unknown): void {
-    this.#broken ??= reason;
-  }
-
   #closeTransaction(): void {
     this.#transactionOwner = undefined;
     this.#unlockTransaction?.();

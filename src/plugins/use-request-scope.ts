@@ -6,7 +6,7 @@ import { RequestScope, type RequestScopeStats } from '../db/request-scope.js';
 import { createLoaders } from '../loaders.js';
 
 /** Options of {@link useRequestScope}. */
-export interface RequestScopeOptions {
+export interface UseRequestScopeOptions {
   /** The process's pool; each HTTP request borrows at most one connection from it. */
   pool: pg.Pool;
   /** The pool's acquire timeout, quoted in `DATABASE_BUSY` errors. */
@@ -30,7 +30,7 @@ export interface RequestScopeOptions {
  * - when the request is aborted (the client disconnected), since no response hook runs then.
  * Release waits for statements still in flight, so both paths are safe while resolvers still run.
  */
-export function useRequestScope(options: RequestScopeOptions): Plugin<RequestContext> {
+export function useRequestScope(options: UseRequestScopeOptions): Plugin<RequestContext> {
   const scopes = new WeakMap<Request, { scope: RequestScope; context: RequestContext }>();
 
   /** Releases a scope; a failure is logged, never thrown into a response or left unhandled. */
