@@ -1,12 +1,16 @@
 import type { CodegenConfig } from '@graphql-codegen/cli';
 
 /**
- * GraphQL Code Generator configuration: `schema.graphql` is the source of truth, and the server's
- * resolver types are generated from it so that a resolver returning the wrong shape fails
- * `npm run typecheck`. GraphQL object types map to the Kysely row types the repositories return.
+ * GraphQL Code Generator configuration (`npm run codegen`). `schema.graphql` is the source of
+ * truth for both outputs:
+ * - the server's resolver types, so that a resolver returning the wrong shape fails
+ *   `npm run typecheck` (GraphQL object types map to the Kysely row types repositories return);
+ * - the example client's typed documents and its persisted-documents manifest.
  */
 const config: CodegenConfig = {
   schema: 'schema.graphql',
+  // `.js` on generated relative imports, as Node's ESM resolution (and tsc's NodeNext) requires.
+  importExtension: '.js',
   generates: {
     'src/generated/resolvers-types.ts': {
       plugins: [
@@ -26,6 +30,23 @@ const config: CodegenConfig = {
           Category: '../db/schema.js#CategoryRow',
         },
         avoidOptionals: { field: true, inputValue: false, object: false, defaultValue: false },
+      },
+    },
+    // A typed client for the example's operations: TypedDocumentNode documents, plus a
+    // persisted-documents manifest (hash -> document) the server can serve by hash alone.
+    'examples/client/generated/': {
+      documents: ['examples/client/**/*.ts', '!examples/client/generated/**'],
+      preset: 'client',
+      presetConfig: {
+        gqlTagName: 'graphql',
+        fragmentMasking: false,
+        persistedDocuments: { hashAlgorithm: 'sha256', mode: 'embedHashInDocument' },
+      },
+      config: {
+        useTypeImports: true,
+        enumsAsTypes: true,
+        documentMode: 'string',
+        scalars: { DateTime: 'string' },
       },
     },
   },

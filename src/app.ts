@@ -18,6 +18,7 @@ import { createPool, type PoolSettings } from './db/pool.js';
 import type { RequestScopeStats } from './db/request-scope.js';
 import { createLogger, toYogaLogger } from './logger.js';
 import { usePartialDataStatus } from './plugins/use-partial-data-status.js';
+import { type PersistedDocumentsOptions, usePersistedDocuments } from './plugins/use-persisted-documents.js';
 import { useRequestScope } from './plugins/use-request-scope.js';
 import { resolvers } from './resolvers/index.js';
 
@@ -52,6 +53,11 @@ export interface CreateServerOptions {
   extend?: { typeDefs: string; resolvers: IResolvers<unknown, RequestContext> };
   /** Called after each request released its connection, with what it did with the database. */
   onScopeReleased?: (stats: RequestScopeStats, request: Request) => void;
+  /**
+   * Operations clients may send by hash (a codegen manifest), and whether they may also send
+   * full documents. @default every document is accepted, none by hash
+   */
+  persistedDocuments?: PersistedDocumentsOptions;
 }
 
 /** What {@link createServer} returns. */
@@ -102,6 +108,7 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
       },
     },
     plugins: [
+      ...(options.persistedDocuments ? [usePersistedDocuments(options.persistedDocuments)] : []),
       useRequestScope({ pool, poolTimeoutMs, onScopeReleased: options.onScopeReleased, logger }),
       usePartialDataStatus(),
       // Stop resolving fields of an operation whose client went away.

@@ -18,6 +18,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** `LOG_LEVEL`. */
   logLevel: LevelWithSilent;
+  /** `PERSISTED_DOCUMENTS` and `PERSISTED_DOCUMENTS_MANIFEST`: which operations may run by hash. */
+  persistedDocuments: { mode: 'allow' | 'only'; manifestPath: string };
 }
 
 /** The configuration is wrong; `problems` has one line per variable, naming it and its value. */
@@ -43,6 +45,9 @@ const integer = (min: number, max: number) =>
         .max(max, `must be at most ${max}`),
     );
 
+/** Where `npm run codegen` writes the example client's manifest. */
+const DEFAULT_MANIFEST = 'examples/client/generated/persisted-documents.json';
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const ONE_DAY_MS = 86_400_000;
 
@@ -64,6 +69,8 @@ const environment = z
     STATEMENT_TIMEOUT_MS: integer(0, ONE_DAY_MS).prefault('15000'),
     SHUTDOWN_TIMEOUT_MS: integer(0, ONE_DAY_MS).prefault('10000'),
     LOG_LEVEL: z.enum(LOG_LEVELS, `must be one of ${LOG_LEVELS.join(', ')}`).prefault('info'),
+    PERSISTED_DOCUMENTS: z.enum(['allow', 'only'], 'must be allow or only').prefault('allow'),
+    PERSISTED_DOCUMENTS_MANIFEST: z.string().prefault(DEFAULT_MANIFEST),
   })
   .superRefine((env, context) => {
     if (env.POOL_SIZE + env.POOL_MAX_OVERFLOW < 1) {
@@ -112,5 +119,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
+    persistedDocuments: { mode: e.PERSISTED_DOCUMENTS, manifestPath: e.PERSISTED_DOCUMENTS_MANIFEST },
   };
 }

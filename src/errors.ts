@@ -11,6 +11,12 @@ export const ErrorCode = {
   DatabaseBusy: 'DATABASE_BUSY',
   DatabaseUnavailable: 'DATABASE_UNAVAILABLE',
   StatementTimeout: 'STATEMENT_TIMEOUT',
+  /** A request named a persisted document the manifest does not have (Apollo's code). */
+  PersistedDocumentNotFound: 'PERSISTED_QUERY_NOT_FOUND',
+  /** `PERSISTED_DOCUMENTS=only` and the request carried a full document. */
+  PersistedDocumentsOnly: 'PERSISTED_QUERY_ONLY',
+  /** `PERSISTED_DOCUMENTS=only` and the request carried neither a hash nor a document. */
+  PersistedDocumentIdRequired: 'PERSISTED_QUERY_ID_REQUIRED',
 } as const;
 
 /** One of {@link ErrorCode}'s values. */

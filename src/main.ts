@@ -11,6 +11,7 @@ import { warmUpPool } from './db/pool.js';
 import type { Database } from './db/schema.js';
 import { DEFAULT_SEED_SIZE, isEmpty, seed } from './db/seed.js';
 import { createLogger } from './logger.js';
+import { readPersistedDocumentsManifest } from './persisted-documents-manifest.js';
 
 /**
  * The process entry of `npm start`: configuration → database (embedded unless `DATABASE_URL`)
@@ -21,6 +22,8 @@ import { createLogger } from './logger.js';
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
+  const { mode, manifestPath } = config.persistedDocuments;
+  const persistedDocuments = { mode, documents: readPersistedDocumentsManifest(manifestPath, mode === 'only') };
   // Listen for signals before anything starts: a SIGTERM while the embedded database starts or
   // migrations run must still stop that database (the `finally` below), not kill the process.
   const shutdown = new ShutdownSignal();
@@ -31,7 +34,11 @@ async function main(): Promise<void> {
     if (database.embedded && !shutdown.requested) await seedIfEmpty(database.url, logger);
     if (shutdown.requested) return;
 
-    const server = createServer({ database: { ...config.pool, connectionString: database.url }, logger });
+    const server = createServer({
+      database: { ...config.pool, connectionString: database.url },
+      logger,
+      persistedDocuments,
+    });
     await warmUpPool(server.pool, config.pool.size);
     const http = createHttpServer(server.yoga);
     if (!shutdown.requested) await listen(http, config.port, config.host);
