@@ -2,7 +2,7 @@ import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
-import { createServer, type PoolgraphServer } from '../../src/app.js';
+import { type CreateServerOptions, createServer, type PoolgraphServer } from '../../src/app.js';
 import type { PoolSettings } from '../../src/db/pool.js';
 import type { RequestScopeStats } from '../../src/db/request-scope.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
@@ -47,10 +47,12 @@ export interface TestServer {
 export async function startTestServer(
   databaseUrl: string,
   pool: Partial<Omit<PoolSettings, 'connectionString'>> = {},
+  options: Pick<CreateServerOptions, 'persistedDocuments'> = {},
 ): Promise<TestServer> {
   const released: RequestScopeStats[] = [];
   const acquired: number[] = [];
   const server = createServer({
+    ...options,
     database: { ...TEST_POOL, ...pool, connectionString: databaseUrl },
     logger: pino({ level: 'silent' }),
     extend: testSchemaExtension,
