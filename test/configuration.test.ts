@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { readPersistedDocumentsManifest } from '../src/persisted-documents-manifest.js';
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -38,11 +39,28 @@ describe('configuration from the environment', () => {
     expect(problemsOf({ POOL_SIZE: '-1' })).toEqual(['POOL_SIZE="-1": must be at least 0']);
     expect(problemsOf({ POOL_SIZE: '0', POOL_MAX_OVERFLOW: '0' })[0]).toContain('POOL_MAX_OVERFLOW');
     expect(problemsOf({ LOG_LEVEL: 'loud' })[0]).toMatch(/^LOG_LEVEL="loud": must be one of/);
+    expect(problemsOf({ PERSISTED_DOCUMENTS: 'sometimes' })).toEqual([
+      'PERSISTED_DOCUMENTS="sometimes": must be allow or only',
+    ]);
   });
 
   it('never prints the value of DATABASE_URL, which may hold a password', () => {
     const [problem] = problemsOf({ DATABASE_URL: 'mysql://user:s3cret@host/db' });
     expect(problem).toContain('DATABASE_URL');
     expect(problem).not.toContain('s3cret');
+  });
+});
+
+describe('the persisted-documents manifest', () => {
+  it('is required with PERSISTED_DOCUMENTS=only, and the message says what to do', () => {
+    expect(() => readPersistedDocumentsManifest('/nonexistent/persisted-documents.json', true)).toThrow(
+      /PERSISTED_DOCUMENTS=only needs a manifest.*npm run codegen/,
+    );
+    expect(readPersistedDocumentsManifest('/nonexistent/persisted-documents.json', false)).toEqual({});
+  });
+
+  it('reads the manifest codegen wrote', () => {
+    const manifest = readPersistedDocumentsManifest(loadConfig({}).persistedDocuments.manifestPath, true);
+    expect(Object.values(manifest)).toContain('query ItemNumbers { items { number } }');
   });
 });
