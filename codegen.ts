@@ -23,8 +23,10 @@ const config: CodegenConfig = {
         useIndexSignature: false,
         enumsAsTypes: true,
         strictScalars: true,
-        scalars: { ID: 'string', DateTime: { input: 'Date', output: 'Date | string' } },
+        scalars: { ID: 'string', DateTime: { input: 'Date', output: 'Date | string' }, _FieldSet: 'string' },
         contextType: '../context.js#RequestContext',
+        // Adds `__resolveReference` to the entity types (Item, Category) for federation.
+        federation: true,
         mappers: {
           Item: '../db/schema.js#ItemRow',
           Category: '../db/schema.js#CategoryRow',

@@ -1,15 +1,15 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import type { IResolvers } from '@graphql-tools/utils';
+import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
+import { buildSubgraphSchema } from '@apollo/subgraph';
 import {
-  createSchema,
   createYoga,
   maskError,
   useExecutionCancellation,
   type YogaServerInstance,
 } from 'graphql-yoga';
-import { GraphQLError } from 'graphql';
+import { GraphQLError, parse } from 'graphql';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { RequestContext } from './context.js';
@@ -50,7 +50,7 @@ export interface CreateServerOptions {
    * Extra type definitions and resolvers merged into the schema, for programs that embed
    * poolgraph and add fields of their own; their resolvers get the same `db` and `loaders`.
    */
-  extend?: { typeDefs: string; resolvers: IResolvers<unknown, RequestContext> };
+  extend?: { typeDefs: string; resolvers: GraphQLResolverMap<RequestContext> };
   /** Called after each request released its connection, with what it did with the database. */
   onScopeReleased?: (stats: RequestScopeStats, request: Request) => void;
   /**
@@ -88,10 +88,13 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
       : options.database.timeoutMs;
 
   const yoga = createYoga<ServerContext, RequestContext>({
-    schema: createSchema<RequestContext>({
-      typeDefs: [readFileSync(SCHEMA_PATH, 'utf8'), ...(options.extend ? [options.extend.typeDefs] : [])],
-      resolvers: [resolvers, ...(options.extend ? [options.extend.resolvers] : [])],
-    }),
+    // A federation v2 subgraph schema (`_service`, `_entities`) that is also a plain GraphQL API.
+    schema: buildSubgraphSchema([
+      { typeDefs: parse(readFileSync(SCHEMA_PATH, 'utf8')), resolvers },
+      ...(options.extend
+        ? [{ typeDefs: parse(options.extend.typeDefs), resolvers: options.extend.resolvers }]
+        : []),
+    ]),
     graphqlEndpoint: options.graphqlEndpoint ?? '/graphql',
     graphiql: { title: 'poolgraph', defaultQuery: GRAPHIQL_DEFAULT_QUERY },
     landingPage: false,
