@@ -58,6 +58,12 @@ export interface CreateServerOptions {
    * full documents. @default every document is accepted, none by hash
    */
   persistedDocuments?: PersistedDocumentsOptions;
+  /**
+   * Most operations one HTTP request may carry as a JSON array (graphql-yoga's batching); 0 turns
+   * batching off. The operations of a batch share the request's one connection and its loaders,
+   * so their loads batch together. @default 0
+   */
+  batchLimit?: number;
 }
 
 /** What {@link createServer} returns. */
@@ -96,6 +102,7 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
         : []),
     ]),
     graphqlEndpoint: options.graphqlEndpoint ?? '/graphql',
+    batching: options.batchLimit ? { limit: options.batchLimit } : false,
     graphiql: { title: 'poolgraph', defaultQuery: GRAPHIQL_DEFAULT_QUERY },
     landingPage: false,
     logging: toYogaLogger(logger),

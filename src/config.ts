@@ -18,6 +18,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** `LOG_LEVEL`. */
   logLevel: LevelWithSilent;
+  /** `HTTP_BATCH_LIMIT`: most operations in one batched HTTP request; 0 turns batching off. */
+  httpBatchLimit: number;
   /** `PERSISTED_DOCUMENTS` and `PERSISTED_DOCUMENTS_MANIFEST`: which operations may run by hash. */
   persistedDocuments: { mode: 'allow' | 'only'; manifestPath: string };
 }
@@ -69,6 +71,7 @@ const environment = z
     STATEMENT_TIMEOUT_MS: integer(0, ONE_DAY_MS).prefault('15000'),
     SHUTDOWN_TIMEOUT_MS: integer(0, ONE_DAY_MS).prefault('10000'),
     LOG_LEVEL: z.enum(LOG_LEVELS, `must be one of ${LOG_LEVELS.join(', ')}`).prefault('info'),
+    HTTP_BATCH_LIMIT: integer(0, 1000).prefault('0'),
     PERSISTED_DOCUMENTS: z.enum(['allow', 'only'], 'must be allow or only').prefault('allow'),
     PERSISTED_DOCUMENTS_MANIFEST: z.string().prefault(DEFAULT_MANIFEST),
   })
@@ -119,6 +122,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
+    httpBatchLimit: e.HTTP_BATCH_LIMIT,
     persistedDocuments: { mode: e.PERSISTED_DOCUMENTS, manifestPath: e.PERSISTED_DOCUMENTS_MANIFEST },
   };
 }

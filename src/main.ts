@@ -38,6 +38,7 @@ async function main(): Promise<void> {
       database: { ...config.pool, connectionString: database.url },
       logger,
       persistedDocuments,
+      batchLimit: config.httpBatchLimit,
     });
     await warmUpPool(server.pool, config.pool.size);
     const http = createHttpServer(server.yoga);

@@ -47,7 +47,7 @@ export interface TestServer {
 export async function startTestServer(
   databaseUrl: string,
   pool: Partial<Omit<PoolSettings, 'connectionString'>> = {},
-  options: Pick<CreateServerOptions, 'persistedDocuments'> = {},
+  options: Pick<CreateServerOptions, 'persistedDocuments' | 'batchLimit'> = {},
 ): Promise<TestServer> {
   const released: RequestScopeStats[] = [];
   const acquired: number[] = [];
