@@ -14,6 +14,8 @@ export interface Config {
   host: string | undefined;
   /** The pool, in SQLAlchemy's terms (see {@link PoolSettings}). */
   pool: Omit<PoolSettings, 'connectionString'>;
+  /** `DATABASE_CONNECT_TIMEOUT_MS`: how long the start waits for a database that does not answer. */
+  databaseConnectTimeoutMs: number;
   /** `SHUTDOWN_TIMEOUT_MS`: how long a shutdown waits for requests in flight. */
   shutdownTimeoutMs: number;
   /** `LOG_LEVEL`. */
@@ -69,6 +71,8 @@ const environment = z
     POOL_IDLE_TIMEOUT_MS: integer(0, ONE_DAY_MS).prefault('10000'),
     POOL_RECYCLE_S: integer(0, 86_400 * 365).prefault('3600'),
     STATEMENT_TIMEOUT_MS: integer(0, ONE_DAY_MS).prefault('15000'),
+    IDLE_IN_TRANSACTION_TIMEOUT_MS: integer(0, ONE_DAY_MS).prefault('30000'),
+    DATABASE_CONNECT_TIMEOUT_MS: integer(0, ONE_DAY_MS).prefault('30000'),
     SHUTDOWN_TIMEOUT_MS: integer(0, ONE_DAY_MS).prefault('10000'),
     LOG_LEVEL: z.enum(LOG_LEVELS, `must be one of ${LOG_LEVELS.join(', ')}`).prefault('info'),
     HTTP_BATCH_LIMIT: integer(0, 1000).prefault('0'),
@@ -119,7 +123,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       idleTimeoutMs: e.POOL_IDLE_TIMEOUT_MS,
       recycleSeconds: e.POOL_RECYCLE_S,
       statementTimeoutMs: e.STATEMENT_TIMEOUT_MS,
+      idleInTransactionTimeoutMs: e.IDLE_IN_TRANSACTION_TIMEOUT_MS,
     },
+    databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     httpBatchLimit: e.HTTP_BATCH_LIMIT,

@@ -20,6 +20,11 @@ export interface PoolSettings {
   recycleSeconds: number;
   /** Longest single SQL statement, sent as PostgreSQL's `statement_timeout`; 0 means no limit. */
   statementTimeoutMs: number;
+  /**
+   * Longest a transaction may sit idle before PostgreSQL ends its session
+   * (`idle_in_transaction_session_timeout`); 0 means no limit. @default 30000
+   */
+  idleInTransactionTimeoutMs?: number;
 }
 
 /** How much longer than `statement_timeout` the client waits before giving up on a statement. */
@@ -48,6 +53,9 @@ export function createPool(settings: PoolSettings, logger?: Logger): pg.Pool {
     maxLifetimeSeconds: settings.recycleSeconds,
     // pg sends it as a startup parameter; 0 is PostgreSQL's "no limit".
     statement_timeout: settings.statementTimeoutMs,
+    // A transaction left open (a bug, a stuck client) cannot hold its locks and its connection
+    // for longer than this: the server ends the session, and the pool replaces the connection.
+    idle_in_transaction_session_timeout: settings.idleInTransactionTimeoutMs ?? 30_000,
     // statement_timeout is enforced by the server, so it cannot end a wait on a server that has
     // vanished from the network: TCP keepalive notices a dead peer, and a client-side timeout a
     // little longer than the server's ends the statement (the connection is then destroyed).
