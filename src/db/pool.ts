@@ -28,7 +28,7 @@ export interface PoolSettings {
 }
 
 /** How much longer than `statement_timeout` the client waits before giving up on a statement. */
-const QUERY_TIMEOUT_MARGIN_MS = 5_000;
+const QUERY_TIMEOUT_MARGIN_MS = 1_000;
 
 /** The `application_name` our connections carry, so operators (and tests) can find them. */
 export const APPLICATION_NAME = 'poolgraph';

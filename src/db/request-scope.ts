@@ -9,8 +9,13 @@ import { ScopeDialect } from './scope-dialect.js';
 export interface RequestScopeStats {
   /** SQL statements sent, `BEGIN`/`COMMIT`/`ROLLBACK` included. */
   statements: number;
-  /** Connections taken from the pool: 0 for a request that ran no SQL, otherwise 1. */
+  /**
+   * Connections taken from the pool: 0 for a request that ran no SQL, otherwise 1 — or 2 when the
+   * first was found dead at its first statement and replaced (`retried`).
+   */
   connectionsTaken: number;
+  /** True when the request's first connection was dead and its first statement ran again. */
+  retried: boolean;
   /** `pg_backend_pid()` of the connection the request used, or null when it took none. */
   backendPid: number | null;
   /** Time spent waiting for the pool to hand out the connection, in milliseconds. */
@@ -73,7 +78,10 @@ export class RequestScope {
   #transactionOwner: object | undefined;
   #transactionLock: Promise<void> = Promise.resolve();
   #unlockTransaction: (() => void) | undefined;
-  #connectionTaken = false;
+  #connectionsTaken = 0;
+  #answeredOnConnection = 0;
+  #writes = false;
+  #retried = false;
   #whenQuiet: (() => void) | undefined;
   #broken: unknown;
   #statements = 0;
@@ -92,7 +100,8 @@ export class RequestScope {
   get stats(): RequestScopeStats {
     return {
       statements: this.#statements,
-      connectionsTaken: this.#connectionTaken ? 1 : 0,
+      connectionsTaken: this.#connectionsTaken,
+      retried: this.#retried,
       backendPid: this.#backendPid,
       acquireWaitMs: this.#acquireWaitMs,
       heldMs: this.#heldMs,
@@ -119,7 +128,20 @@ export class RequestScope {
       await previous;
       const client = await this.#connection();
       this.#statements += 1;
-      return await client.query(sql, [...parameters]);
+      try {
+        const result = await client.query(sql, [...parameters]);
+        this.#answeredOnConnection += 1;
+        return result;
+      } catch (error) {
+        if (!this.#mayRetry(sql, error)) throw error;
+        // The connection was dead before this request used it (the server restarted, a proxy
+        // dropped it): nothing ran, so run the statement once more on a fresh connection.
+        const fresh = await this.#replaceDeadConnection(client, error);
+        this.#statements += 1;
+        const result = await fresh.query(sql, [...parameters]);
+        this.#answeredOnConnection += 1;
+        return result;
+      }
     } catch (error) {
       throw this.#translate(error);
     } finally {
@@ -171,6 +193,38 @@ export class RequestScope {
     } finally {
       this.#closeTransaction();
     }
+  }
+
+  /**
+   * Declares that this request may write outside a transaction (a mutation), so a failed first
+   * statement is never run twice: a dead connection may have failed after the server ran it.
+   */
+  markWrites(): void {
+    this.#writes = true;
+  }
+
+  /**
+   * A failed statement may run again, once, when it was the first on its connection and failed
+   * because the connection was already gone, and running it twice cannot write twice: the request
+   * only reads, or the statement is the BEGIN of a transaction.
+   */
+  #mayRetry(sql: string, error: unknown): boolean {
+    return (
+      !this.#retried &&
+      this.#state === 'open' &&
+      this.#answeredOnConnection === 0 &&
+      (!this.#writes || /^(begin|start transaction)\b/i.test(sql)) &&
+      isConnectionFailure(error)
+    );
+  }
+
+  async #replaceDeadConnection(dead: pg.PoolClient, error: unknown): Promise<pg.PoolClient> {
+    this.#retried = true;
+    dead.removeListener('error', this.#onClientError);
+    dead.release(toError(error));
+    this.#broken = undefined;
+    this.#client = this.#acquire();
+    return this.#client;
   }
 
   #closeTransaction(): void {
@@ -234,7 +288,7 @@ export class RequestScope {
     } finally {
       this.#acquireWaitMs = performance.now() - started;
     }
-    this.#connectionTaken = true;
+    this.#connectionsTaken += 1;
     this.#acquiredAt = performance.now();
     // pg-pool listens for errors only on idle clients; while we hold this one, an `error` event
     // (the server closed the connection) would crash the process without a listener of ours.

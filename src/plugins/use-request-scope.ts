@@ -1,3 +1,4 @@
+import { getOperationAST } from 'graphql';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Plugin } from 'graphql-yoga';
@@ -60,6 +61,11 @@ export function useRequestScope(options: UseRequestScopeOptions): Plugin<Request
   return {
     onContextBuilding({ context, extendContext }) {
       extendContext(scopeOf(context.request).context);
+    },
+    onExecute({ args }) {
+      // A mutation may write outside a transaction: never retry its statements on a new connection.
+      const operation = getOperationAST(args.document, args.operationName);
+      if (operation?.operation !== 'query') scopes.get(args.contextValue.request)?.scope.markWrites();
     },
     async onResponse({ request }) {
       const entry = scopes.get(request);
