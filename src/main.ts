@@ -1,5 +1,3 @@
-import { createServer as createHttpServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -7,9 +5,11 @@ import { createServer } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { migrateToLatest } from './db/migrate.js';
 import { describeDatabaseUrl, openDatabase } from './db/open-database.js';
+import { waitForDatabase } from './db/wait-for-database.js';
 import { warmUpPool } from './db/pool.js';
 import type { Database } from './db/schema.js';
 import { DEFAULT_SEED_SIZE, isEmpty, seed } from './db/seed.js';
+import { createDrainableHttpServer } from './http-server.js';
 import { createLogger } from './logger.js';
 import { readPersistedDocumentsManifest } from './persisted-documents-manifest.js';
 
@@ -29,6 +29,11 @@ async function main(): Promise<void> {
   const shutdown = new ShutdownSignal();
   const database = await openDatabase(config, logger);
   try {
+    await waitForDatabase(database.url, {
+      timeoutMs: config.databaseConnectTimeoutMs,
+      logger,
+      cancelled: () => shutdown.requested !== undefined,
+    });
     const applied = await migrateToLatest(database.url);
     if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations');
     if (database.embedded && !shutdown.requested) await seedIfEmpty(database.url, logger);
@@ -41,13 +46,13 @@ async function main(): Promise<void> {
       batchLimit: config.httpBatchLimit,
     });
     await warmUpPool(server.pool, config.pool.size);
-    const http = createHttpServer(server.yoga);
-    if (!shutdown.requested) await listen(http, config.port, config.host);
-    if (shutdown.requested) {
+    const http = createDrainableHttpServer(server.yoga);
+    const port = shutdown.requested ? undefined : await http.listen(config.port, config.host);
+    if (port === undefined || shutdown.requested) {
+      http.server.close();
       await server.close();
       return;
     }
-    const { port } = http.address() as AddressInfo;
     const where = database.embedded
       ? `embedded PostgreSQL in ${database.embedded.dataDir}`
       : describeDatabaseUrl(database.url);
@@ -59,7 +64,10 @@ async function main(): Promise<void> {
 
     const signal = await shutdown.received;
     logger.info({ signal }, 'shutting down: finishing requests in flight');
-    await closeHttpServer(http, config.shutdownTimeoutMs, shutdown);
+    const draining = http.drain(config.shutdownTimeoutMs);
+    const stopWaiting = shutdown.onRepeat(draining.cut);
+    await draining.done;
+    stopWaiting();
     await server.close();
   } finally {
     await database.embedded?.stop();
@@ -79,16 +87,6 @@ async function seedIfEmpty(url: string, logger: Logger): Promise<void> {
   } finally {
     await db.destroy();
   }
-}
-
-function listen(http: Server, port: number, host: string | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(port, host, () => {
-      http.off('error', reject);
-      resolve();
-    });
-  });
 }
 
 /**
@@ -124,24 +122,6 @@ class ShutdownSignal {
       for (const action of this.#onRepeat) action();
     }
   };
-}
-
-/**
- * Stops accepting connections and waits for the requests in flight; idle keep-alive sockets are
- * closed at once, and everything still open after `timeoutMs` (or a second signal) is cut.
- */
-async function closeHttpServer(http: Server, timeoutMs: number, shutdown: ShutdownSignal): Promise<void> {
-  const closed = new Promise<void>((resolve) => http.close(() => resolve()));
-  http.closeIdleConnections();
-  const cut = () => http.closeAllConnections();
-  const timer = setTimeout(cut, timeoutMs);
-  const stopListening = shutdown.onRepeat(cut);
-  try {
-    await closed;
-  } finally {
-    clearTimeout(timer);
-    stopListening();
-  }
 }
 
 main().then(

@@ -26,6 +26,8 @@ export interface EmbeddedDatabaseOptions {
   persistent?: boolean;
   /** Receives PostgreSQL's own log lines at `debug`. */
   logger?: Logger;
+  /** Port on 127.0.0.1. @default a free one */
+  port?: number;
 }
 
 const DATABASE_NAME = 'poolgraph';
@@ -47,7 +49,7 @@ export async function startEmbeddedDatabase(options: EmbeddedDatabaseOptions): P
   const { logger } = options;
   const dataDir = resolveDataDir(options.dataDir, logger);
   const EmbeddedPostgres = await importEmbeddedPostgres();
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,

@@ -23,6 +23,13 @@ export async function migrateToLatest(connectionString: string): Promise<string[
     const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
     const { error, results }: MigrationResultSet = await migrator.migrateToLatest();
     if (error) {
+      if (errorMessage(error).startsWith('corrupted migrations')) {
+        throw new MigrationError(
+          'the database was migrated by a newer poolgraph (it has migrations this version does not ' +
+            'know): run a newer poolgraph, or point DATABASE_URL at another database',
+          { cause: error },
+        );
+      }
       const failed = results?.find((result) => result.status === 'Error');
       throw new MigrationError(
         failed

@@ -15,6 +15,7 @@ export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
       failingSql: Boolean!
       failingAfterSql: Boolean!
       failingCommit: Boolean
+      idleInTransaction(seconds: Float!): Boolean
       writeInTransaction(name: String!, thenFail: Boolean = false): Boolean
     }
   `,
@@ -51,6 +52,16 @@ export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
         await db.transaction().execute(async (trx) => {
           await sql`insert into categories (name) values (${args.name})`.execute(trx);
           if (args.thenFail) throw new Error('failing after the write, so it must roll back');
+        });
+        return true;
+      },
+      // Opens a transaction and then waits in JavaScript, not in SQL: the transaction sits
+      // idle, which idle_in_transaction_session_timeout must cut short.
+      idleInTransaction: async (_parent, args: { seconds: number }, { db }) => {
+        await db.transaction().execute(async (trx) => {
+          await sql`select 1`.execute(trx);
+          await new Promise((resolve) => setTimeout(resolve, args.seconds * 1000));
+          await sql`select 1`.execute(trx);
         });
         return true;
       },
