@@ -1,0 +1,257 @@
+/**
+ * `npm run soak -- --seconds S --connections C`: load with faults, and a check that nothing was
+ * lost. It starts its own embedded PostgreSQL (in a temp folder) and a poolgraph server on
+ * 127.0.0.1, runs C client loops sending a mix of W1-W4 for S seconds (bounded in count too),
+ * terminates the server's backends and restarts PostgreSQL at intervals, then prints a summary and
+ * exits 1 if an invariant broke:
+ * - the app never held more than POOL_SIZE + POOL_MAX_OVERFLOW connections (pg_stat_activity);
+ * - afterwards at most POOL_SIZE remain, none `idle in transaction`;
+ * - every createItem that was acknowledged is in the table, and none that reported failure is.
+ * Pool settings come from the environment like the server's (POOL_SIZE, POOL_MAX_OVERFLOW, ...).
+ */
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { pino } from 'pino';
+import { createServer } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
+import { type EmbeddedDatabase, startEmbeddedDatabase } from '../src/db/embedded.js';
+import { migrateToLatest } from '../src/db/migrate.js';
+import { APPLICATION_NAME } from '../src/db/pool.js';
+import { createDrainableHttpServer } from '../src/http-server.js';
+import { Kysely, PostgresDialect } from 'kysely';
+import type { Database } from '../src/db/schema.js';
+import { seed } from '../src/db/seed.js';
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '15' },
+    connections: { type: 'string', default: '64' },
+    'kill-every-ms': { type: 'string', default: '2000' },
+    'restart-every-ms': { type: 'string', default: '5000' },
+    'restart-down-ms': { type: 'string', default: '500' },
+  },
+});
+
+const seconds = boundedInteger('seconds', values.seconds, 1, 3600);
+const connections = boundedInteger('connections', values.connections, 1, 1024);
+const killEveryMs = boundedInteger('kill-every-ms', values['kill-every-ms'], 100, 3_600_000);
+const restartEveryMs = boundedInteger('restart-every-ms', values['restart-every-ms'], 500, 3_600_000);
+const restartDownMs = boundedInteger('restart-down-ms', values['restart-down-ms'], 0, 60_000);
+/** A hard cap on requests, whatever the machine's speed: the loop is bounded in count and time. */
+const MAX_REQUESTS = seconds * 20_000;
+
+function boundedInteger(name: string, value: string, min: number, max: number): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < min || parsed > max) {
+    process.stderr.write(`soak: --${name} must be a whole number from ${min} to ${max}, got "${value}"\n`);
+    process.exit(2);
+  }
+  return parsed;
+}
+
+const W1 = '{ items { number } }';
+const W2 = '{ categories(first: 20) { name itemCount items(first: 10) { id number category { name } } } }';
+const W3 = `{ ${Array.from({ length: 20 }, (_, i) => `i${i}: item(id: "${i * 37 + 5}") { number label }`).join(' ')} }`;
+const W4 = 'mutation($label: String!) { createItem(input: { number: 7, label: $label, categoryId: "1" }) { id } }';
+
+interface GraphQLBody {
+  data?: Record<string, unknown> | null;
+  errors?: { extensions?: { code?: string } }[];
+}
+
+const config = loadConfig();
+const pool = { ...config.pool, statementTimeoutMs: 5_000, idleTimeoutMs: Math.min(config.pool.idleTimeoutMs, 2_000) };
+const limit = pool.size + pool.maxOverflow;
+
+const folder = await mkdtemp(join(tmpdir(), 'poolgraph-soak-'));
+await chmod(folder, 0o755);
+const dataDir = join(folder, 'data');
+let embedded: EmbeddedDatabase | undefined = await startEmbeddedDatabase({ dataDir });
+const url = embedded.url;
+const dbPort = Number(new URL(url).port);
+await migrateToLatest(url);
+const seeder = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }) });
+await seed(seeder, { categories: 100, itemsPerCategory: 100 });
+await seeder.destroy();
+
+const server = createServer({ database: { ...pool, connectionString: url }, logger: pino({ level: 'silent' }) });
+const http = createDrainableHttpServer(server.yoga);
+const port = await http.listen(0, '127.0.0.1');
+const endpoint = `http://127.0.0.1:${port}/graphql`;
+
+const memoryAtStart = process.memoryUsage();
+const responses = new Map<string, number>();
+const acknowledged = new Set<string>();
+const failed = new Set<string>();
+let requests = 0;
+let writes = 0;
+let peak = 0;
+let kills = 0;
+let restarts = 0;
+const count = (key: string) => responses.set(key, (responses.get(key) ?? 0) + 1);
+
+/** An observer connection of our own (not the app's pool), reopened after restarts. */
+let observer: pg.Client | undefined;
+async function observe<Row extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<Row[] | undefined> {
+  try {
+    if (!observer) {
+      const client = new pg.Client({ connectionString: url, application_name: 'poolgraph-soak' });
+      client.on('error', () => undefined);
+      await client.connect();
+      observer = client;
+    }
+    return (await observer.query<Row>(sql, params)).rows;
+  } catch {
+    await observer?.end().catch(() => undefined);
+    observer = undefined;
+    return undefined;
+  }
+}
+
+const appConnections = async () =>
+  (
+    await observe<{ total: number; idle_in_transaction: number }>(
+      `select count(*)::int as total,
+              count(*) filter (where state like 'idle in transaction%')::int as idle_in_transaction
+       from pg_stat_activity where datname = current_database() and application_name = $1`,
+      [APPLICATION_NAME],
+    )
+  )?.[0];
+
+const deadline = Date.now() + seconds * 1000;
+const running = () => Date.now() < deadline && requests < MAX_REQUESTS;
+
+async function client(id: number): Promise<void> {
+  for (let n = 0; running(); n += 1) {
+    const kind = (id + n) % 4;
+    requests += 1;
+    let label: string | undefined;
+    let body: GraphQLBody;
+    try {
+      const payload =
+        kind === 3
+          ? { query: W4, variables: { label: (label = `soak-${id}-${n}`) } }
+          : { query: [W1, W2, W3][kind] };
+      if (label) writes += 1;
+      const response = await fetch(endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(payload),
+        signal: AbortSignal.timeout(30_000),
+      });
+      body = (await response.json()) as GraphQLBody;
+      const code = body.errors?.[0]?.extensions?.code;
+      count(code ? `${response.status} ${code}` : `${response.status}`);
+    } catch (error) {
+      // No answer: whether a write happened is unknown, so it is neither acknowledged nor failed.
+      count(`no response (${(error as Error).name})`);
+      continue;
+    }
+    if (label) {
+      if (body.data && !body.errors) acknowledged.add(label);
+      else failed.add(label);
+    }
+  }
+}
+
+async function poller(): Promise<void> {
+  while (running()) {
+    const now = await appConnections();
+    if (now) peak = Math.max(peak, now.total);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+async function killer(): Promise<void> {
+  while (running()) {
+    await new Promise((resolve) => setTimeout(resolve, killEveryMs));
+    if (!running()) return;
+    const killed = await observe(
+      `select pg_terminate_backend(pid) from pg_stat_activity
+       where datname = current_database() and application_name = $1`,
+      [APPLICATION_NAME],
+    );
+    kills += killed?.length ?? 0;
+  }
+}
+
+async function restarter(): Promise<void> {
+  while (running()) {
+    await new Promise((resolve) => setTimeout(resolve, restartEveryMs));
+    if (!running()) return;
+    await embedded?.stop();
+    embedded = undefined;
+    await observer?.end().catch(() => undefined);
+    observer = undefined;
+    await new Promise((resolve) => setTimeout(resolve, restartDownMs));
+    embedded = await startEmbeddedDatabase({ dataDir, port: dbPort });
+    restarts += 1;
+  }
+}
+
+let exitCode = 0;
+const problems: string[] = [];
+try {
+  await Promise.all([...Array.from({ length: connections }, (_, id) => client(id)), poller(), killer(), restarter()]);
+
+  // Afterwards: overflow connections close after the idle timeout; POOL_SIZE may stay.
+  let after = await appConnections();
+  const settleBy = Date.now() + pool.idleTimeoutMs + 5_000;
+  while (after && after.total > pool.size && Date.now() < settleBy) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    after = await appConnections();
+  }
+
+  const stored = new Set(
+    (await observe<{ label: string }>("select label from items where label like 'soak-%'"))?.map((row) => row.label) ?? [],
+  );
+  const lost = [...acknowledged].filter((label) => !stored.has(label));
+  const phantom = [...failed].filter((label) => stored.has(label));
+  const memoryAtEnd = process.memoryUsage();
+
+  if (peak > limit) problems.push(`peak ${peak} connections > POOL_SIZE + POOL_MAX_OVERFLOW = ${limit}`);
+  if (!after) problems.push('could not count connections after the soak');
+  else {
+    if (after.total > pool.size) problems.push(`${after.total} connections left > POOL_SIZE = ${pool.size}`);
+    if (after.idle_in_transaction > 0) problems.push(`${after.idle_in_transaction} connections idle in transaction`);
+  }
+  if (lost.length > 0) problems.push(`${lost.length} acknowledged writes missing, e.g. ${lost[0]}`);
+  if (phantom.length > 0) problems.push(`${phantom.length} writes reported as failed exist, e.g. ${phantom[0]}`);
+  if (acknowledged.size === 0) problems.push('no write was acknowledged: the soak did not exercise writes');
+
+  const summary = {
+    seconds,
+    connections,
+    requests,
+    responses: Object.fromEntries([...responses].sort(([a], [b]) => a.localeCompare(b))),
+    faults: { backendsTerminated: kills, postgresRestarts: restarts },
+    connectionsPeak: peak,
+    connectionsLimit: limit,
+    connectionsAfter: after?.total ?? null,
+    idleInTransactionAfter: after?.idle_in_transaction ?? null,
+    writes: { sent: writes, acknowledged: acknowledged.size, failed: failed.size, lost: lost.length, phantom: phantom.length },
+    memoryMiB: {
+      rssStart: mib(memoryAtStart.rss),
+      rssEnd: mib(memoryAtEnd.rss),
+      heapUsedStart: mib(memoryAtStart.heapUsed),
+      heapUsedEnd: mib(memoryAtEnd.heapUsed),
+    },
+    problems,
+  };
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+  exitCode = problems.length > 0 ? 1 : 0;
+} finally {
+  await observer?.end().catch(() => undefined);
+  await http.drain(5_000).done;
+  await server.close();
+  await embedded?.stop();
+  await rm(folder, { recursive: true, force: true });
+}
+process.exit(exitCode);
+
+function mib(bytes: number): number {
+  return Math.round((bytes / 1024 / 1024) * 10) / 10;
+}
