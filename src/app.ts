@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
 import { buildSubgraphSchema } from '@apollo/subgraph';
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import {
   createYoga,
   maskError,
@@ -17,13 +18,21 @@ import { PoolgraphError } from './errors.js';
 import { createPool, type PoolSettings } from './db/pool.js';
 import type { RequestScopeStats } from './db/request-scope.js';
 import { createLogger, toYogaLogger } from './logger.js';
+import { DEFAULT_LIMITS, type Limits, useLimits } from './plugins/use-limits.js';
 import { usePartialDataStatus } from './plugins/use-partial-data-status.js';
 import { type PersistedDocumentsOptions, usePersistedDocuments } from './plugins/use-persisted-documents.js';
+import { useRequestErrorCode } from './plugins/use-request-error-code.js';
 import { useRequestScope } from './plugins/use-request-scope.js';
 import { resolvers } from './resolvers/index.js';
 
 /** `schema.graphql`, the source of truth for the schema, read at server creation. */
 export const SCHEMA_PATH = fileURLToPath(new URL('../schema.graphql', import.meta.url));
+
+/**
+ * Any of these headers lets a request that a browser would send cross-site without a preflight
+ * (GET, form or text/plain POST) through: graphql-yoga's own, and the two Apollo Server accepts.
+ */
+const CSRF_HEADERS = ['x-graphql-yoga-csrf', 'apollo-require-preflight', 'x-apollo-operation-name'];
 
 /** The query GraphiQL opens with. */
 export const GRAPHIQL_DEFAULT_QUERY = '{ items { number } }';
@@ -64,6 +73,11 @@ export interface CreateServerOptions {
    * so their loads batch together. @default 0
    */
   batchLimit?: number;
+  /**
+   * How large a request may be (depth, aliases, tokens, directives, cost, body bytes); each
+   * field left out keeps its default. @default {@link DEFAULT_LIMITS}
+   */
+  limits?: Partial<Limits>;
 }
 
 /** What {@link createServer} returns. */
@@ -92,6 +106,7 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     options.database instanceof pg.Pool
       ? (options.database.options.connectionTimeoutMillis ?? 0)
       : options.database.timeoutMs;
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
 
   const yoga = createYoga<ServerContext, RequestContext>({
     // A federation v2 subgraph schema (`_service`, `_entities`) that is also a plain GraphQL API.
@@ -103,6 +118,8 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     ]),
     graphqlEndpoint: options.graphqlEndpoint ?? '/graphql',
     batching: options.batchLimit ? { limit: options.batchLimit } : false,
+    // graphql-yoga's own body limit: Content-Length checked up front, chunked bodies while read.
+    maxRequestBodySize: limits.maxBodyBytes,
     graphiql: { title: 'poolgraph', defaultQuery: GRAPHIQL_DEFAULT_QUERY },
     landingPage: false,
     logging: toYogaLogger(logger),
@@ -118,9 +135,14 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
       },
     },
     plugins: [
+      // A browser sends a form or text/plain POST (or a GET) cross-site without a CORS preflight;
+      // such requests must carry a header a form cannot set. JSON POSTs are preflighted: unaffected.
+      useCSRFPrevention({ requestHeaders: CSRF_HEADERS }),
+      useLimits(limits),
       ...(options.persistedDocuments ? [usePersistedDocuments(options.persistedDocuments)] : []),
       useRequestScope({ pool, poolTimeoutMs, onScopeReleased: options.onScopeReleased, logger }),
       usePartialDataStatus(),
+      useRequestErrorCode(),
       // Stop resolving fields of an operation whose client went away.
       useExecutionCancellation(),
     ],

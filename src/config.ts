@@ -1,6 +1,7 @@
 import type { LevelWithSilent } from 'pino';
 import { z } from 'zod';
 import type { PoolSettings } from './db/pool.js';
+import { DEFAULT_LIMITS, type Limits } from './plugins/use-limits.js';
 
 /** Every setting of poolgraph, parsed and validated once from the environment. */
 export interface Config {
@@ -24,6 +25,8 @@ export interface Config {
   httpBatchLimit: number;
   /** `PERSISTED_DOCUMENTS` and `PERSISTED_DOCUMENTS_MANIFEST`: which operations may run by hash. */
   persistedDocuments: { mode: 'allow' | 'only'; manifestPath: string };
+  /** `MAX_DEPTH`, `MAX_ALIASES`, `MAX_TOKENS`, `MAX_DIRECTIVES`, `MAX_COST`, `MAX_BODY_BYTES`. */
+  limits: Limits;
 }
 
 /** The configuration is wrong; `problems` has one line per variable, naming it and its value. */
@@ -54,6 +57,7 @@ const DEFAULT_MANIFEST = 'examples/client/generated/persisted-documents.json';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const ONE_DAY_MS = 86_400_000;
+const ONE_GIB = 1_073_741_824;
 
 /** The variables, their rules and their defaults (also listed in the README). */
 const environment = z
@@ -78,6 +82,12 @@ const environment = z
     HTTP_BATCH_LIMIT: integer(0, 1000).prefault('0'),
     PERSISTED_DOCUMENTS: z.enum(['allow', 'only'], 'must be allow or only').prefault('allow'),
     PERSISTED_DOCUMENTS_MANIFEST: z.string().prefault(DEFAULT_MANIFEST),
+    MAX_DEPTH: integer(1, 1000).prefault(String(DEFAULT_LIMITS.maxDepth)),
+    MAX_ALIASES: integer(0, 100_000).prefault(String(DEFAULT_LIMITS.maxAliases)),
+    MAX_TOKENS: integer(1, 10_000_000).prefault(String(DEFAULT_LIMITS.maxTokens)),
+    MAX_DIRECTIVES: integer(0, 100_000).prefault(String(DEFAULT_LIMITS.maxDirectives)),
+    MAX_COST: integer(1, Number.MAX_SAFE_INTEGER).prefault(String(DEFAULT_LIMITS.maxCost)),
+    MAX_BODY_BYTES: integer(1, ONE_GIB).prefault(String(DEFAULT_LIMITS.maxBodyBytes)),
   })
   .superRefine((env, context) => {
     if (env.POOL_SIZE + env.POOL_MAX_OVERFLOW < 1) {
@@ -130,5 +140,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     httpBatchLimit: e.HTTP_BATCH_LIMIT,
     persistedDocuments: { mode: e.PERSISTED_DOCUMENTS, manifestPath: e.PERSISTED_DOCUMENTS_MANIFEST },
+    limits: {
+      maxDepth: e.MAX_DEPTH,
+      maxAliases: e.MAX_ALIASES,
+      maxTokens: e.MAX_TOKENS,
+      maxDirectives: e.MAX_DIRECTIVES,
+      maxCost: e.MAX_COST,
+      maxBodyBytes: e.MAX_BODY_BYTES,
+    },
   };
 }

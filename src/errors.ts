@@ -17,15 +17,39 @@ export const ErrorCode = {
   PersistedDocumentsOnly: 'PERSISTED_QUERY_ONLY',
   /** `PERSISTED_DOCUMENTS=only` and the request carried neither a hash nor a document. */
   PersistedDocumentIdRequired: 'PERSISTED_QUERY_ID_REQUIRED',
+  /** The operation nests fields deeper than `MAX_DEPTH`. */
+  MaxDepthExceeded: 'MAX_DEPTH_EXCEEDED',
+  /** The operation has more aliases than `MAX_ALIASES`. */
+  MaxAliasesExceeded: 'MAX_ALIASES_EXCEEDED',
+  /** The document has more tokens than `MAX_TOKENS`. */
+  MaxTokensExceeded: 'MAX_TOKENS_EXCEEDED',
+  /** The operation uses more directives than `MAX_DIRECTIVES`. */
+  MaxDirectivesExceeded: 'MAX_DIRECTIVES_EXCEEDED',
+  /** The operation's estimated cost is over `MAX_COST`. */
+  MaxCostExceeded: 'MAX_COST_EXCEEDED',
 } as const;
 
 /** One of {@link ErrorCode}'s values. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/** The codes of {@link LimitExceededError}, one per limit. */
+export type LimitErrorCode =
+  | typeof ErrorCode.MaxDepthExceeded
+  | typeof ErrorCode.MaxAliasesExceeded
+  | typeof ErrorCode.MaxTokensExceeded
+  | typeof ErrorCode.MaxDirectivesExceeded
+  | typeof ErrorCode.MaxCostExceeded;
+
 /** Options of {@link PoolgraphError}'s constructor. */
 export interface PoolgraphErrorOptions {
   /** HTTP status graphql-yoga should answer with when this error leaves no data. */
   httpStatus?: number;
+  /**
+   * Apply `httpStatus` only for clients that accept `application/graphql-response+json`;
+   * `application/json` clients get 200, as GraphQL over HTTP asks for a request that failed
+   * validation (graphql-yoga's `http.spec`). @default false
+   */
+  httpStatusPerSpec?: boolean;
   /** The underlying failure, logged server-side and never sent to clients. */
   cause?: unknown;
 }
@@ -36,9 +60,12 @@ export abstract class PoolgraphError extends GraphQLError {
   abstract readonly code: ErrorCode;
 
   protected constructor(message: string, code: ErrorCode, options: PoolgraphErrorOptions = {}) {
-    const { httpStatus, cause } = options;
+    const { httpStatus, httpStatusPerSpec, cause } = options;
     super(message, {
-      extensions: httpStatus === undefined ? { code } : { code, http: { status: httpStatus } },
+      extensions:
+        httpStatus === undefined
+          ? { code }
+          : { code, http: httpStatusPerSpec ? { status: httpStatus, spec: true } : { status: httpStatus } },
     });
     // Kept as the standard `cause` (not `originalError`, which would make graphql-yoga mask this
     // error as unexpected); `toJSON()` never includes it, so clients do not see it.
@@ -51,6 +78,19 @@ export class BadUserInputError extends PoolgraphError {
   readonly code = ErrorCode.BadUserInput;
   constructor(message: string) {
     super(message, ErrorCode.BadUserInput);
+  }
+}
+
+/**
+ * An operation over one of the server's limits (depth, aliases, tokens, directives, cost), refused
+ * before it runs, so before it takes a connection. HTTP 400 for clients that accept
+ * `application/graphql-response+json`, 200 for `application/json`, as for validation errors.
+ */
+export class LimitExceededError extends PoolgraphError {
+  readonly code: LimitErrorCode;
+  constructor(message: string, code: LimitErrorCode) {
+    super(message, code, { httpStatus: 400, httpStatusPerSpec: true });
+    this.code = code;
   }
 }
 

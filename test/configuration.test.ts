@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { DEFAULT_LIMITS } from '../src/plugins/use-limits.js';
 import { readPersistedDocumentsManifest } from '../src/persisted-documents-manifest.js';
 
 function problemsOf(env: Record<string, string>): string[] {
@@ -33,6 +34,24 @@ describe('configuration from the environment', () => {
     });
     expect(config.port).toBe(0);
     expect(config.databaseUrl).toBe('postgres://u:p@h/d');
+  });
+
+  it('maps every limit variable onto the limits, and defaults to the documented limits', () => {
+    expect(loadConfig({}).limits).toEqual({
+      maxDepth: 10, maxAliases: 50, maxTokens: 5000, maxDirectives: 50, maxCost: 100000, maxBodyBytes: 1000000,
+    });
+    expect(loadConfig({}).limits).toEqual(DEFAULT_LIMITS);
+    const config = loadConfig({
+      MAX_DEPTH: '7', MAX_ALIASES: '0', MAX_TOKENS: '800', MAX_DIRECTIVES: '3', MAX_COST: '1000', MAX_BODY_BYTES: '4096',
+    });
+    expect(config.limits).toEqual({
+      maxDepth: 7, maxAliases: 0, maxTokens: 800, maxDirectives: 3, maxCost: 1000, maxBodyBytes: 4096,
+    });
+    expect(problemsOf({ MAX_DEPTH: '0', MAX_BODY_BYTES: '1mb', MAX_TOKENS: '-5' })).toEqual([
+      'MAX_DEPTH="0": must be at least 1',
+      'MAX_TOKENS="-5": must be at least 1',
+      'MAX_BODY_BYTES="1mb": must be a whole number',
+    ]);
   });
 
   it('names each wrong variable with its value, all at once', () => {
