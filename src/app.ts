@@ -15,7 +15,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { RequestContext } from './context.js';
 import { PoolgraphError } from './errors.js';
-import { createPool, type PoolSettings } from './db/pool.js';
+import { createPool, guardConnectionErrors, type PoolSettings } from './db/pool.js';
 import type { RequestScopeStats } from './db/request-scope.js';
 import { createLogger, toYogaLogger } from './logger.js';
 import { DEFAULT_LIMITS, type Limits, useLimits } from './plugins/use-limits.js';
@@ -102,6 +102,8 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
   const logger = options.logger ?? createLogger();
   const ownsPool = !(options.database instanceof pg.Pool);
   const pool = options.database instanceof pg.Pool ? options.database : createPool(options.database, logger);
+  // A lent pool gets the same per-connection error listener createPool gives its own.
+  if (!ownsPool) guardConnectionErrors(pool, logger);
   const poolTimeoutMs =
     options.database instanceof pg.Pool
       ? (options.database.options.connectionTimeoutMillis ?? 0)

@@ -52,6 +52,8 @@ export interface PoolgraphErrorOptions {
   httpStatusPerSpec?: boolean;
   /** The underlying failure, logged server-side and never sent to clients. */
   cause?: unknown;
+  /** More `extensions` fields for clients, beside `code`. */
+  extensions?: Record<string, unknown>;
 }
 
 /** Base class of every error poolgraph shows to clients: a message and a stable code. */
@@ -60,12 +62,15 @@ export abstract class PoolgraphError extends GraphQLError {
   abstract readonly code: ErrorCode;
 
   protected constructor(message: string, code: ErrorCode, options: PoolgraphErrorOptions = {}) {
-    const { httpStatus, httpStatusPerSpec, cause } = options;
+    const { httpStatus, httpStatusPerSpec, cause, extensions } = options;
     super(message, {
-      extensions:
-        httpStatus === undefined
-          ? { code }
-          : { code, http: httpStatusPerSpec ? { status: httpStatus, spec: true } : { status: httpStatus } },
+      extensions: {
+        ...extensions,
+        code,
+        ...(httpStatus === undefined
+          ? {}
+          : { http: httpStatusPerSpec ? { status: httpStatus, spec: true } : { status: httpStatus } }),
+      },
     });
     // Kept as the standard `cause` (not `originalError`, which would make graphql-yoga mask this
     // error as unexpected); `toJSON()` never includes it, so clients do not see it.
@@ -120,11 +125,19 @@ export class DatabaseBusyError extends PoolgraphError {
 /** The database could not be reached or the connection broke (`DATABASE_UNAVAILABLE`). */
 export class DatabaseUnavailableError extends PoolgraphError {
   readonly code = ErrorCode.DatabaseUnavailable;
-  constructor(cause?: unknown) {
-    super('The database is unavailable. Try again shortly.', ErrorCode.DatabaseUnavailable, {
-      httpStatus: 503,
-      cause,
-    });
+  /**
+   * @param duringCommit - the connection broke while COMMIT was in flight, so whether the write
+   *   was saved is unknown: the message says so and `extensions.writeOutcome` is `UNKNOWN`, so a
+   *   client knows to check before it retries a write that is not idempotent.
+   */
+  constructor(cause?: unknown, duringCommit = false) {
+    super(
+      duringCommit
+        ? 'The connection to the database broke while saving: the write may or may not have been saved. Check before retrying.'
+        : 'The database is unavailable. Try again shortly.',
+      ErrorCode.DatabaseUnavailable,
+      { httpStatus: 503, cause, ...(duringCommit ? { extensions: { writeOutcome: 'UNKNOWN' } } : {}) },
+    );
   }
 }
 

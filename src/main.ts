@@ -44,6 +44,7 @@ async function main(): Promise<void> {
       logger,
       persistedDocuments,
       batchLimit: config.httpBatchLimit,
+      limits: config.limits,
     });
     await warmUpPool(server.pool, config.pool.size);
     const http = createDrainableHttpServer(server.yoga);

@@ -68,4 +68,17 @@ describe('a pooled connection that died unnoticed', () => {
     const after = await server.graphql(W1);
     expect(after.body.data?.items).toHaveLength(20);
   });
+
+  it('says the outcome of a write is unknown when the connection dies during its COMMIT', async () => {
+    const running = server.graphql('{ writeThenWaitBeforeCommit(name: "maybe-saved", seconds: 0.3) }');
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    proxy.breakConnectionsSilently();
+    const { status, body } = await running;
+    expect(status).toBe(503);
+    expect(body.errors?.[0]?.extensions).toMatchObject({ code: 'DATABASE_UNAVAILABLE', writeOutcome: 'UNKNOWN' });
+    expect(body.errors?.[0]?.message).toMatch(/may or may not have been saved/);
+    // Here the COMMIT never reached the server, so nothing was saved; the client could not know.
+    expect(await database.query('select id from categories where name = $1', ['maybe-saved'])).toEqual([]);
+    expect((await server.graphql(W1)).body.data?.items).toHaveLength(20);
+  });
 });

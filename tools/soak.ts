@@ -59,7 +59,7 @@ const W4 = 'mutation($label: String!) { createItem(input: { number: 7, label: $l
 
 interface GraphQLBody {
   data?: Record<string, unknown> | null;
-  errors?: { extensions?: { code?: string } }[];
+  errors?: { extensions?: { code?: string; writeOutcome?: string } }[];
 }
 
 const config = loadConfig();
@@ -88,6 +88,7 @@ const acknowledged = new Set<string>();
 const failed = new Set<string>();
 let requests = 0;
 let writes = 0;
+let unknownOutcome = 0;
 let peak = 0;
 let kills = 0;
 let restarts = 0;
@@ -152,6 +153,8 @@ async function client(id: number): Promise<void> {
     }
     if (label) {
       if (body.data && !body.errors) acknowledged.add(label);
+      // The connection broke during COMMIT: the server itself cannot know, and says so.
+      else if (body.errors?.some((error) => error.extensions?.writeOutcome === 'UNKNOWN')) unknownOutcome += 1;
       else failed.add(label);
     }
   }
@@ -232,7 +235,14 @@ try {
     connectionsLimit: limit,
     connectionsAfter: after?.total ?? null,
     idleInTransactionAfter: after?.idle_in_transaction ?? null,
-    writes: { sent: writes, acknowledged: acknowledged.size, failed: failed.size, lost: lost.length, phantom: phantom.length },
+    writes: {
+      sent: writes,
+      acknowledged: acknowledged.size,
+      failed: failed.size,
+      outcomeUnknown: unknownOutcome,
+      lost: lost.length,
+      phantom: phantom.length,
+    },
     memoryMiB: {
       rssStart: mib(memoryAtStart.rss),
       rssEnd: mib(memoryAtEnd.rss),

@@ -67,7 +67,27 @@ export function createPool(settings: PoolSettings, logger?: Logger): pg.Pool {
   pool.on('error', (error) => {
     logger?.warn({ err: error }, 'an idle database connection failed and was removed from the pool');
   });
+  guardConnectionErrors(pool, logger);
   return pool;
+}
+
+/**
+ * Gives every connection of `pool` an `error` listener of its own for its whole life.
+ *
+ * pg-pool listens only while a connection is idle, and a borrower can attach its listener only
+ * once `connect()` has resolved, a microtask later. When the server ends a connection right after
+ * it opens (a restart, `pg_terminate_backend`), the FATAL message can arrive in the same TCP read
+ * as ReadyForQuery: pg parses both in one go, between pg-pool removing its listener and the
+ * borrower adding one, and an `error` event nobody listens to crashes the process (seen in
+ * `npm run soak`). The borrower still learns of the failure: the connection is no longer
+ * queryable, so its next statement fails.
+ */
+export function guardConnectionErrors(pool: pg.Pool, logger?: Logger): void {
+  pool.on('connect', (client) => {
+    client.on('error', (error) => {
+      logger?.debug({ err: error }, 'a database connection failed');
+    });
+  });
 }
 
 /**

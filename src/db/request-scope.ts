@@ -189,6 +189,9 @@ export class RequestScope {
     } catch (error) {
       // The transaction's state on the server is unknown now: never hand this connection on.
       this.#broken ??= error;
+      if (command === 'commit' && error instanceof DatabaseUnavailableError) {
+        throw new DatabaseUnavailableError(error.cause, true);
+      }
       throw error;
     } finally {
       this.#closeTransaction();

@@ -16,6 +16,7 @@ export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
       failingAfterSql: Boolean!
       failingCommit: Boolean
       idleInTransaction(seconds: Float!): Boolean
+      writeThenWaitBeforeCommit(name: String!, seconds: Float!): Boolean
       writeInTransaction(name: String!, thenFail: Boolean = false): Boolean
     }
   `,
@@ -62,6 +63,14 @@ export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
           await sql`select 1`.execute(trx);
           await new Promise((resolve) => setTimeout(resolve, args.seconds * 1000));
           await sql`select 1`.execute(trx);
+        });
+        return true;
+      },
+      // The last statement after the wait is COMMIT itself.
+      writeThenWaitBeforeCommit: async (_parent, args: { name: string; seconds: number }, { db }) => {
+        await db.transaction().execute(async (trx) => {
+          await sql`insert into categories (name) values (${args.name})`.execute(trx);
+          await new Promise((resolve) => setTimeout(resolve, args.seconds * 1000));
         });
         return true;
       },
