@@ -58,9 +58,13 @@ async function main(): Promise<void> {
       ? `embedded PostgreSQL in ${database.embedded.dataDir}`
       : describeDatabaseUrl(database.url);
     logger.info({ port, database: where, pool: config.pool }, 'poolgraph is serving');
+    const { size, maxOverflow, timeoutMs, statementTimeoutMs } = config.pool;
     process.stdout.write(
       `\npoolgraph: GraphiQL at http://localhost:${port}${server.yoga.graphqlEndpoint}\n` +
-        `  database: ${where}\n  stop: Ctrl-C\n\n`,
+        `  database: ${where}\n` +
+        `  pool:     ${size} kept open + ${maxOverflow} overflow (max ${size + maxOverflow}), ` +
+        `wait ≤ ${timeoutMs} ms, statements ≤ ${statementTimeoutMs || '∞'} ms\n` +
+        `  stop:     Ctrl-C (or SIGTERM)\n\n`,
     );
 
     const signal = await shutdown.received;
