@@ -28,6 +28,11 @@ export interface EmbeddedDatabaseOptions {
   logger?: Logger;
   /** Port on 127.0.0.1. @default a free one */
   port?: number;
+  /**
+   * More command-line flags for `postgres`, after ours (e.g. `['-c',
+   * 'shared_preload_libraries=pg_stat_statements']` for the benchmark). @default none
+   */
+  postgresFlags?: string[];
 }
 
 const DATABASE_NAME = 'poolgraph';
@@ -59,7 +64,13 @@ export async function startEmbeddedDatabase(options: EmbeddedDatabaseOptions): P
     persistent: options.persistent ?? true,
     createPostgresUser: process.getuid?.() === 0,
     initdbFlags: ['--encoding=UTF8'],
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+    postgresFlags: [
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      ...(options.postgresFlags ?? []),
+    ],
     onLog: (message) => logger?.debug({ postgres: message.trim() }, 'embedded postgres'),
     onError: (error) => logger?.warn({ postgres: String(error).trim() }, 'embedded postgres'),
   });

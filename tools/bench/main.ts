@@ -1,0 +1,198 @@
+/**
+ * `npm run bench`: poolgraph against a no-GraphQL baseline and against itself without pooling,
+ * in one run on one PostgreSQL. See README "Benchmarks" and `docs/benchmarks.md` (which this
+ * writes, with `docs/benchmarks.svg`).
+ *
+ *   npm run bench -- [--seconds 10] [--warmup-seconds 2] [--connections 32]
+ *                    [--workloads W1,W2,W3,W4,W5] [--targets poolgraph,raw,unpooled]
+ *                    [--no-write] [--output docs/benchmarks.md] [--profile DIR] [--seed] [--verbose]
+ *
+ * Without `DATABASE_URL` it starts an embedded PostgreSQL (with `pg_stat_statements`) in a temp
+ * folder, seeded 100 x 100, and removes it afterwards. With `DATABASE_URL` it uses that database
+ * as it finds it and never writes to it (W4 is skipped), unless `--seed` says it may replace all
+ * of its rows with the data set (then W4 runs too). The last line printed is a JSON summary; the
+ * exit code is 1 when any answer was wrong or any request failed.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { renderChart } from './chart.js';
+import { type BenchDatabase, Observer, openBenchDatabase } from './database.js';
+import { type Measurement, measure } from './measure.js';
+import type { ServerMode } from './protocol.js';
+import { allCorrect, rate, renderReport, type RunInfo } from './report.js';
+import { WORKLOAD_NAMES, WORKLOADS, type WorkloadName } from './workloads.js';
+
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const POOL_SIZE = 10;
+const MAX_OVERFLOW = 0;
+/** The workloads each target answers: raw knows W1 and W2, unpooled is measured on W1. */
+const SUPPORTED: Record<ServerMode, readonly WorkloadName[]> = {
+  poolgraph: WORKLOAD_NAMES,
+  raw: ['W1', 'W2'],
+  unpooled: ['W1'],
+};
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '10' },
+    'warmup-seconds': { type: 'string', default: '2' },
+    connections: { type: 'string', default: '32' },
+    workloads: { type: 'string', default: 'W1,W2,W3,W4,W5' },
+    targets: { type: 'string', default: 'poolgraph,raw,unpooled' },
+    output: { type: 'string', default: 'docs/benchmarks.md' },
+    'no-write': { type: 'boolean', default: false },
+    profile: { type: 'string' },
+    seed: { type: 'boolean', default: false },
+    verbose: { type: 'boolean', default: false },
+  },
+});
+
+function fail(message: string): never {
+  process.stderr.write(`bench: ${message}\n`);
+  process.exit(2);
+}
+
+function boundedInteger(name: string, value: string, min: number, max: number): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < min || parsed > max) fail(`--${name} must be a whole number from ${min} to ${max}, got "${value}"`);
+  return parsed;
+}
+
+function list<T extends string>(name: string, value: string, allowed: readonly T[]): T[] {
+  const items = value.split(',').map((item) => item.trim()).filter(Boolean);
+  const wrong = items.filter((item) => !allowed.includes(item as T));
+  if (items.length === 0 || wrong.length > 0) fail(`--${name} takes a comma-separated list of ${allowed.join(', ')}; got "${value}"`);
+  return items as T[];
+}
+
+const seconds = boundedInteger('seconds', values.seconds, 1, 600);
+const warmupSeconds = boundedInteger('warmup-seconds', values['warmup-seconds'], 0, 600);
+const connections = boundedInteger('connections', values.connections, 1, 1024);
+const workloads = list('workloads', values.workloads, WORKLOAD_NAMES);
+const targets = list<ServerMode>('targets', values.targets, ['poolgraph', 'raw', 'unpooled']);
+const profileDir = values.profile === undefined ? undefined : resolve(values.profile);
+// A profiled server is slower: its numbers must not replace the committed ones.
+const write = !values['no-write'] && profileDir === undefined;
+const output = resolve(REPO_ROOT, values.output);
+const chartFile = output.replace(/\.md$/, '') + '.svg';
+if (profileDir) mkdirSync(profileDir, { recursive: true });
+
+const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+const databaseUrl = process.env.DATABASE_URL || undefined;
+if (values.seed && !databaseUrl) log('--seed only matters with DATABASE_URL; the embedded database is always seeded');
+
+log(databaseUrl ? 'using DATABASE_URL' : 'starting an embedded PostgreSQL with pg_stat_statements');
+const database: BenchDatabase = await openBenchDatabase(databaseUrl, values.seed);
+let exitCode = 0;
+try {
+  const observer = await Observer.connect(database.url, database.writable);
+  try {
+    if (!observer.statementSource) log('pg_stat_statements is not available: counting statements in the server processes instead');
+    if (!observer.postmasterPid) log('PostgreSQL does not run on this machine (or /proc cannot show it): no CPU figure for it');
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      DATABASE_URL: database.url,
+      POOL_SIZE: String(POOL_SIZE),
+      POOL_MAX_OVERFLOW: String(MAX_OVERFLOW),
+      LOG_LEVEL: process.env.LOG_LEVEL || 'warn',
+    };
+    const context = { database, observer, env, connections, seconds, warmupSeconds, profileDir, verbose: values.verbose, log };
+    const measurements: Measurement[] = [];
+    for (const target of targets) {
+      for (const name of WORKLOAD_NAMES) {
+        if (!workloads.includes(name) || !SUPPORTED[target].includes(name)) continue;
+        log(`${target} ${name}: ${warmupSeconds} s warm-up + ${seconds} s at c=${connections}`);
+        const measurement = await measure(target, WORKLOADS[name], context).catch(
+          (error: unknown): Measurement => ({ target, workload: name, status: 'failed', note: (error as Error).message }),
+        );
+        measurements.push(measurement);
+        log(`${target} ${name}: ${describe(measurement)}`);
+      }
+    }
+
+    const info: RunInfo = {
+      date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+      machine: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB`,
+      node: process.version,
+      postgres: observer.serverVersion,
+      database: database.description,
+      commit: commitDescription(),
+      connections,
+      seconds,
+      warmupSeconds,
+      poolSize: POOL_SIZE,
+      maxOverflow: MAX_OVERFLOW,
+      statementSource: observer.statementSource
+        ? '`pg_stat_statements` (the sum of `calls` in the benchmark database, reset before each run, the bench\'s own queries left out)'
+        : 'counted by the server processes themselves (poolgraph: `onScopeReleased` statistics), as `pg_stat_statements` was not available',
+      profiled: profileDir !== undefined,
+    };
+    const chartLink = write ? relative(dirname(output), chartFile) : undefined;
+    const report = renderReport(info, measurements, chartLink);
+    process.stdout.write(`\n${report}\n`);
+    if (write) {
+      writeFileSync(output, report);
+      writeFileSync(chartFile, renderChart(measurements, `c=${connections}, ${seconds} s per workload, ${info.machine.split(',')[0]}`));
+      log(`wrote ${relative(REPO_ROOT, output)} and ${relative(REPO_ROOT, chartFile)}`);
+    }
+    if (profileDir) log(`CPU profiles in ${profileDir}; summarise one with: npm run bench:profile -- <file.cpuprofile>`);
+    if (!allCorrect(measurements)) exitCode = 1;
+    const summary = {
+      correct: allCorrect(measurements),
+      ratios: {
+        w1PoolgraphToRaw: ratio(rate(measurements, 'poolgraph', 'W1'), rate(measurements, 'raw', 'W1')),
+        w2PoolgraphToRaw: ratio(rate(measurements, 'poolgraph', 'W2'), rate(measurements, 'raw', 'W2')),
+        w1PooledToUnpooled: ratio(rate(measurements, 'poolgraph', 'W1'), rate(measurements, 'unpooled', 'W1')),
+      },
+      measurements: measurements.map((m) => ({
+        target: m.target,
+        workload: m.workload,
+        status: m.status,
+        note: m.note,
+        requestsPerSecond: m.load?.requestsPerSecond,
+        requests: m.load?.requests,
+        mismatches: m.load?.mismatches,
+        non2xx: m.load?.non2xx,
+        errors: m.load ? m.load.errors + m.load.timeouts : undefined,
+        statementsPerRequest: m.statementsPerRequest,
+        peakConnections: m.peakConnections,
+      })),
+    };
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+  } finally {
+    await observer.close();
+  }
+} finally {
+  await database.stop();
+}
+process.exit(exitCode);
+
+function describe(m: Measurement): string {
+  if (m.status !== 'ok' || !m.load) return `${m.status}${m.note ? `: ${m.note}` : ''}`;
+  const l = m.load;
+  return (
+    `${Math.round(l.requestsPerSecond)} req/s, p50 ${l.latencyMs.p50} ms, p99 ${l.latencyMs.p99} ms, ` +
+    `${m.statementsPerRequest?.toFixed(2) ?? '?'} statements/request, peak ${m.peakConnections} connections, ` +
+    `${l.mismatches} wrong, ${l.non2xx} non-2xx, ${l.errors + l.timeouts} socket errors`
+  );
+}
+
+function ratio(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined ? undefined : a / b;
+}
+
+/** The commit measured, and whether the working tree differed from it. */
+function commitDescription(): string {
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
+    const commit = git('rev-parse', '--short', 'HEAD');
+    const dirty = git('status', '--porcelain', '--untracked-files=no', '--', 'src').length > 0;
+    return dirty ? `commit ${commit} with uncommitted changes in src/` : `commit ${commit}`;
+  } catch {
+    return 'an unknown commit (no git)';
+  }
+}

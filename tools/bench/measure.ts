@@ -1,0 +1,165 @@
+import { join } from 'node:path';
+import type { BenchDatabase, Observer } from './database.js';
+import { postgresCpuSeconds, processCpuSeconds } from './cpu.js';
+import type { LoadResult } from './load.js';
+import { type ServerProcess, startLoad, startServer } from './processes.js';
+import type { ServerMode } from './protocol.js';
+import { isExpectedBody, type Workload, type WorkloadName } from './workloads.js';
+
+/** One (target, workload) of a run and what came of it. */
+export interface Measurement {
+  target: ServerMode;
+  workload: WorkloadName;
+  /**
+   * `ok`: measured; `wrong-answer`: the check before loading failed, so nothing was loaded;
+   * `skipped`: not allowed on this database; `failed`: a process of the bench failed.
+   */
+  status: 'ok' | 'wrong-answer' | 'skipped' | 'failed';
+  /** Why it was skipped or failed, or what the wrong answer was. */
+  note?: string;
+  load?: LoadResult;
+  /** SQL statements per completed request during the measured run. */
+  statementsPerRequest?: number;
+  /** Where the statement count came from. */
+  statementSource?: 'pg_stat_statements' | 'server counter';
+  /** Most of the servers' connections seen in `pg_stat_activity` during the measured run. */
+  peakConnections?: number;
+  /** CPU time during the measured run, in seconds, of each process group. */
+  cpuSeconds?: { server?: number; postgres?: number; load: number };
+  /** Wall time of the CPU window, in seconds. */
+  windowSeconds?: number;
+}
+
+/** What {@link measure} needs besides the target and workload. */
+export interface MeasureContext {
+  database: BenchDatabase;
+  observer: Observer;
+  env: NodeJS.ProcessEnv;
+  connections: number;
+  seconds: number;
+  warmupSeconds: number;
+  /** Where the server's CPU profile of the measured run goes, when profiling. */
+  profileDir: string | undefined;
+  verbose: boolean;
+  log(line: string): void;
+}
+
+/** How often `pg_stat_activity` is polled for the peak of connections. */
+const POLL_INTERVAL_MS = 20;
+
+/**
+ * Measures one workload on one target: starts a server process of its own, checks its answer
+ * (three times) against the expected bytes, warms it up, then loads it from a separate process
+ * while counting statements, connections and CPU, and stops it. A workload that wrote has the data
+ * set restored afterwards.
+ */
+export async function measure(target: ServerMode, workload: Workload, context: MeasureContext): Promise<Measurement> {
+  const { observer } = context;
+  if (workload.writes && !context.database.writable) {
+    return {
+      target,
+      workload: workload.name,
+      status: 'skipped',
+      note: 'writes rows: with DATABASE_URL it runs only with --seed',
+    };
+  }
+  const server = await startServer({
+    mode: target,
+    env: context.env,
+    verbose: context.verbose,
+    ...(context.profileDir ? { profileFile: join(context.profileDir, `${target}-${workload.name}.cpuprofile`) } : {}),
+  });
+  try {
+    const url = `${server.origin}${target === 'raw' ? `/${workload.name}` : '/graphql'}`;
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: workload.body,
+        signal: AbortSignal.timeout(10_000),
+      });
+      const body = await response.text();
+      if (response.status !== 200 || !isExpectedBody(workload, body)) {
+        return {
+          target,
+          workload: workload.name,
+          status: 'wrong-answer',
+          note: `HTTP ${response.status}: ${body.slice(0, 300)}`,
+        };
+      }
+    }
+
+    const load = startLoad({
+      url,
+      body: workload.body,
+      expected: 'exact' in workload.expected ? workload.expected : { pattern: workload.expected.pattern.source },
+      connections: context.connections,
+      warmupSeconds: context.warmupSeconds,
+      seconds: context.seconds,
+    });
+    await load.warmed;
+
+    // Requests the warm-up abandoned still finish on the server: let them, so that the counters
+    // below start together.
+    await settle(server);
+    await observer.resetStatements();
+    const statementsBefore = await observer.statementCount();
+    const serverStatsBefore = await server.stats();
+    const serverCpuBefore = processCpuSeconds(server.pid);
+    const postgresCpuBefore = observer.postmasterPid && postgresCpuSeconds(observer.postmasterPid);
+    const startedAt = performance.now();
+    observer.startPolling(POLL_INTERVAL_MS);
+    if (context.profileDir) await server.profile('start');
+    const result = await load.go();
+    if (context.profileDir) await server.profile('stop');
+    const windowSeconds = (performance.now() - startedAt) / 1000;
+    const serverCpuAfter = processCpuSeconds(server.pid);
+    const postgresCpuAfter = observer.postmasterPid && postgresCpuSeconds(observer.postmasterPid);
+    const peakConnections = await observer.stopPolling();
+    // Statements per request divides the statements by the requests the SERVER answered in the
+    // same window, once the requests autocannon cut off at the end have finished too: autocannon's
+    // own count leaves those out, though their statements ran.
+    const serverStatsAfter = await settle(server);
+    const statementsAfter = await observer.statementCount();
+
+    const fromPgStat = statementsBefore !== undefined && statementsAfter !== undefined;
+    const statements = fromPgStat
+      ? statementsAfter - statementsBefore
+      : serverStatsAfter.statements - serverStatsBefore.statements;
+    const answered = serverStatsAfter.requests - serverStatsBefore.requests;
+    return {
+      target,
+      workload: workload.name,
+      status: 'ok',
+      load: result,
+      statementsPerRequest: answered > 0 ? statements / answered : undefined,
+      statementSource: fromPgStat ? 'pg_stat_statements' : 'server counter',
+      peakConnections,
+      cpuSeconds: {
+        server: difference(serverCpuBefore, serverCpuAfter),
+        postgres: difference(postgresCpuBefore, postgresCpuAfter),
+        load: result.cpuSeconds,
+      },
+      windowSeconds,
+    };
+  } finally {
+    await server.stop();
+    if (workload.writes) await context.database.reseed();
+  }
+}
+
+/** Waits until the server's counters stop moving (at most 5 s) and returns them. */
+async function settle(server: ServerProcess): Promise<{ requests: number; statements: number }> {
+  let last = await server.stats();
+  for (const deadline = Date.now() + 5_000; Date.now() < deadline; ) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const now = await server.stats();
+    if (now.requests === last.requests && now.statements === last.statements) return now;
+    last = now;
+  }
+  return last;
+}
+
+function difference(before: number | undefined, after: number | undefined): number | undefined {
+  return before === undefined || after === undefined ? undefined : after - before;
+}

@@ -1,0 +1,191 @@
+import type { Measurement } from './measure.js';
+import type { ServerMode } from './protocol.js';
+import { WORKLOADS, type WorkloadName } from './workloads.js';
+
+/** What a run was, for the report's header. */
+export interface RunInfo {
+  date: string;
+  machine: string;
+  node: string;
+  postgres: string;
+  database: string;
+  commit: string;
+  connections: number;
+  seconds: number;
+  warmupSeconds: number;
+  poolSize: number;
+  maxOverflow: number;
+  /** Where the statement counts came from, or why there are none. */
+  statementSource: string;
+  /** Set when the run was profiled (the numbers then include the profiler's cost). */
+  profiled: boolean;
+}
+
+/** A check of issue 8's targets: a ratio or a count, and whether it is met. */
+interface Check {
+  what: string;
+  value: string;
+  target: string;
+  met: boolean | undefined;
+}
+
+const ORDER: readonly WorkloadName[] = ['W1', 'W2', 'W3', 'W4', 'W5'];
+const TARGET_ORDER: readonly ServerMode[] = ['poolgraph', 'raw', 'unpooled'];
+
+function sorted(measurements: readonly Measurement[]): Measurement[] {
+  return [...measurements].sort(
+    (a, b) => TARGET_ORDER.indexOf(a.target) - TARGET_ORDER.indexOf(b.target) || ORDER.indexOf(a.workload) - ORDER.indexOf(b.workload),
+  );
+}
+
+const fixed = (value: number | undefined, digits: number) => (value === undefined ? '–' : value.toFixed(digits));
+const whole = (value: number | undefined) => (value === undefined ? '–' : Math.round(value).toLocaleString('en-US'));
+
+/** Requests per second of a measured (target, workload), if it was measured. */
+export function rate(measurements: readonly Measurement[], target: ServerMode, workload: WorkloadName): number | undefined {
+  return measurements.find((m) => m.target === target && m.workload === workload && m.status === 'ok')?.load
+    ?.requestsPerSecond;
+}
+
+/** True when every measured run answered every request right, and none failed. */
+export function allCorrect(measurements: readonly Measurement[]): boolean {
+  return measurements.every(
+    (m) =>
+      m.status === 'skipped' ||
+      (m.status === 'ok' && m.load !== undefined && m.load.mismatches + m.load.non2xx + m.load.errors + m.load.timeouts === 0),
+  );
+}
+
+function checks(measurements: readonly Measurement[]): Check[] {
+  const result: Check[] = [];
+  const ratio = (what: string, a: number | undefined, b: number | undefined, min: number | undefined, target: string) => {
+    if (a === undefined || b === undefined) return;
+    const value = a / b;
+    result.push({ what, value: `${value.toFixed(2)} ×`, target, met: min === undefined ? undefined : value >= min });
+  };
+  const w1 = rate(measurements, 'poolgraph', 'W1');
+  ratio('W1 poolgraph / raw', w1, rate(measurements, 'raw', 'W1'), 0.65, '≥ 0.65 ×');
+  ratio('W2 poolgraph / raw', rate(measurements, 'poolgraph', 'W2'), rate(measurements, 'raw', 'W2'), 0.7, '≥ 0.70 ×');
+  ratio('W1 pooled / unpooled', w1, rate(measurements, 'unpooled', 'W1'), undefined, '(for orientation)');
+  ratio('W3 / W1 (poolgraph)', rate(measurements, 'poolgraph', 'W3'), w1, 0.9, '≥ 0.90 × (within 10%)');
+  ratio('W4 / W1 (poolgraph)', rate(measurements, 'poolgraph', 'W4'), w1, 0.9, '≥ 0.90 × (within 10%)');
+  const ideal: Partial<Record<WorkloadName, number>> = { W1: 1, W2: 3, W3: 1, W5: 1 };
+  for (const m of sorted(measurements)) {
+    if (m.target !== 'poolgraph' || m.statementsPerRequest === undefined) continue;
+    const max = ideal[m.workload];
+    if (max !== undefined) {
+      result.push({
+        what: `${m.workload} statements / request`,
+        value: fixed(m.statementsPerRequest, 2),
+        target: max === 1 ? '1' : `≤ ${max}`,
+        met: m.statementsPerRequest <= max + 0.005,
+      });
+    } else if (m.workload === 'W4') {
+      result.push({
+        what: 'W4 statements / request',
+        value: fixed(m.statementsPerRequest, 2),
+        target: '1 (no BEGIN/COMMIT round trips it does not need)',
+        met: m.statementsPerRequest <= 1.005,
+      });
+    }
+  }
+  const ok = measurements.filter((m) => m.status === 'ok');
+  const peak = Math.max(0, ...ok.map((m) => m.peakConnections ?? 0));
+  const pooledPeak = Math.max(0, ...ok.filter((m) => m.target !== 'unpooled').map((m) => m.peakConnections ?? 0));
+  if (ok.length > 0) {
+    result.push({ what: 'peak connections (poolgraph, raw)', value: String(pooledPeak), target: '≤ 10', met: pooledPeak <= 10 });
+    if (peak !== pooledPeak) result.push({ what: 'peak connections (unpooled)', value: String(peak), target: '(for orientation)', met: undefined });
+  }
+  const errors = ok.reduce((sum, m) => sum + (m.load ? m.load.mismatches + m.load.non2xx + m.load.errors + m.load.timeouts : 0), 0);
+  result.push({ what: 'wrong answers, non-2xx and socket errors', value: String(errors), target: '0', met: errors === 0 && allCorrect(measurements) });
+  return result;
+}
+
+/** The report as Markdown (written to docs/benchmarks.md and printed). */
+export function renderReport(info: RunInfo, measurements: readonly Measurement[], chartPath: string | undefined): string {
+  const rows = sorted(measurements);
+  const lines: string[] = [];
+  lines.push(
+    '# Benchmarks',
+    '',
+    `Measured by \`npm run bench\` on ${info.date}: ${info.machine}, Node ${info.node}, PostgreSQL ${info.postgres} ` +
+      `(${info.database}), poolgraph at ${info.commit}. ` +
+      `${info.connections} connections, ${info.seconds} s per workload after a ${info.warmupSeconds} s warm-up, ` +
+      `100 categories × 100 items, \`POOL_SIZE=${info.poolSize}\`, \`POOL_MAX_OVERFLOW=${info.maxOverflow}\`.` +
+      (info.profiled ? ' **Profiled run: the V8 CPU profiler ran in the server during each measured run, which slows it down.**' : ''),
+    '',
+  );
+  if (chartPath) lines.push(`![Requests per second per workload: poolgraph, raw and unpooled](${chartPath})`, '');
+  lines.push(
+    '## Throughput and correctness',
+    '',
+    '| target | workload | req/s | p50 ms | p99 ms | non-2xx | socket errors | GraphQL errors | wrong bodies |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
+  for (const m of rows) {
+    if (m.status !== 'ok' || !m.load) {
+      lines.push(`| ${m.target} | ${m.workload} | ${m.status}: ${(m.note ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ')} | | | | | | |`);
+      continue;
+    }
+    const l = m.load;
+    lines.push(
+      `| ${m.target} | ${m.workload} | ${whole(l.requestsPerSecond)} | ${fixed(l.latencyMs.p50, 0)} | ${fixed(l.latencyMs.p99, 0)} | ` +
+        `${l.non2xx} | ${l.errors + l.timeouts} | ${l.graphqlErrors} | ${l.mismatches} |`,
+    );
+  }
+  lines.push(
+    '',
+    '## Database and CPU',
+    '',
+    'CPU is in cores (CPU seconds per second of the measured run) for the server process, all of PostgreSQL\'s processes, and the load generator; the machine has ' +
+      `${info.machine.split(' ')[0]} of them.`,
+    '',
+    '| target | workload | SQL statements / request | peak connections | CPU server | CPU PostgreSQL | CPU load generator | server CPU ms / request |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
+  for (const m of rows) {
+    if (m.status !== 'ok' || !m.load || !m.cpuSeconds || !m.windowSeconds) continue;
+    const cores = (seconds: number | undefined) => fixed(seconds === undefined ? undefined : seconds / (m.windowSeconds ?? 1), 2);
+    const perRequest = m.cpuSeconds.server === undefined ? undefined : (m.cpuSeconds.server * 1000) / m.load.requests;
+    lines.push(
+      `| ${m.target} | ${m.workload} | ${fixed(m.statementsPerRequest, 2)} | ${m.peakConnections ?? '–'} | ` +
+        `${cores(m.cpuSeconds.server)} | ${cores(m.cpuSeconds.postgres)} | ${cores(m.cpuSeconds.load)} | ${fixed(perRequest, 3)} |`,
+    );
+  }
+  lines.push('', '## Against the targets of issue 8', '', '| what | value | target | met |', '| --- | ---: | --- | --- |');
+  for (const check of checks(measurements)) {
+    lines.push(`| ${check.what} | ${check.value} | ${check.target} | ${check.met === undefined ? '' : check.met ? 'yes' : '**no**'} |`);
+  }
+  lines.push(
+    '',
+    '## How it is measured',
+    '',
+    ...Object.values(WORKLOADS)
+      .filter((w) => rows.some((m) => m.workload === w.name))
+      .map((w) => `- **${w.name}**: ${w.summary}.`),
+    '- **poolgraph**: `tools/bench/server.ts` runs `createServer` with the options `npm start` passes, ' +
+      'in a process of its own (one per workload), its pool warmed up to `POOL_SIZE`. `LOG_LEVEL` is `warn` unless set.',
+    '- **raw**: the same process entry answering W1 and W2 with node:http and one hand-written SQL statement each ' +
+      '(`tools/bench/raw-server.ts`; W2 with a LATERAL subquery and `json_agg`) on a pool made by the same `createPool`, ' +
+      'sending the same JSON bytes as poolgraph: no GraphQL at all, the practical limit of Node and pg here.',
+    '- **unpooled**: poolgraph on a `pg.Pool` with `maxUses: 1`, so pg-pool closes every connection when it is released ' +
+      'and every request opens a new one (TCP, startup, SCRAM authentication); still at most 10 at once.',
+    '- The load generator is autocannon in a process of its own (`tools/bench/load.ts`), on 127.0.0.1 only, bounded in ' +
+      'time and request count. Before loading, each server answers the workload three times and each answer must equal, ' +
+      'byte for byte, the JSON computed from the seed\'s formula (W4: match `{"data":{"createItem":{"id":"<digits>"}}}`); ' +
+      'then **every** response of the warm-up and the measured run is compared the same way: "wrong bodies" counts those ' +
+      'that differ, "GraphQL errors" those among them that carry `errors`.',
+    `- SQL statements per request: ${info.statementSource}, divided by the requests the server answered in the same ` +
+      'window (its own count, read once the requests autocannon cut off at the end have finished). BEGIN and COMMIT ' +
+      'count as statements.',
+    '- Peak connections: the servers\' backends (`application_name = \'poolgraph\'`) in `pg_stat_activity`, polled every ' +
+      '20 ms during the measured run. For unpooled, connections that live a few milliseconds can fall between two polls.',
+    '- CPU: `utime + stime` from `/proc/<pid>/stat` before and after the measured run: the server process; PostgreSQL\'s ' +
+      'postmaster with every child, live or exited (exited backends through the postmaster\'s `cutime`); the load ' +
+      'generator measures itself (`process.cpuUsage()`). The bench\'s own observer connection (one poll every 20 ms) is in ' +
+      'PostgreSQL\'s figure.',
+    '- W4 inserts rows; the data set is restored (reseeded) after it, before anything else runs.',
+    '',
+  );
+  return lines.join('\n');
+}

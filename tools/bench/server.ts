@@ -1,0 +1,140 @@
+/**
+ * The server process of `npm run bench`, one per measured target, so that its CPU time is its
+ * own: `node --import tsx tools/bench/server.ts --mode poolgraph|unpooled|raw`.
+ *
+ * - `poolgraph`: the server `npm start` runs: `createServer` with the options `src/main.ts` passes
+ *   (pool, limits, persisted documents, batching, all from the same environment variables), its
+ *   pool warmed up to `POOL_SIZE`, on `createDrainableHttpServer`.
+ * - `unpooled`: the same server on a `pg.Pool` with `maxUses: 1`: pg-pool destroys each connection
+ *   when it is released, so every request that runs SQL opens a new connection (TCP, startup,
+ *   SCRAM authentication) and closes it afterwards. `max` stays `POOL_SIZE + POOL_MAX_OVERFLOW`,
+ *   so it is bounded like the pooled server.
+ * - `raw`: the no-GraphQL baseline of `raw-server.ts` on a pool made by the same `createPool`.
+ *
+ * It reads `DATABASE_URL` and the pool settings from the environment, listens on 127.0.0.1 on a
+ * free port and prints `bench-server-ready {"port":N}`. `GET /__bench/stats` answers the requests
+ * and statements it has seen (poolgraph: from `onScopeReleased`). With `BENCH_PROFILE_FILE` it
+ * profiles its main thread between `POST /__bench/profile/start` and `/stop`. SIGTERM drains and
+ * exits 0.
+ */
+import { writeFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Session } from 'node:inspector/promises';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { createServer } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import { APPLICATION_NAME, createPool, warmUpPool } from '../../src/db/pool.js';
+import { createDrainableHttpServer } from '../../src/http-server.js';
+import { createLogger } from '../../src/logger.js';
+import { readPersistedDocumentsManifest } from '../../src/persisted-documents-manifest.js';
+import { PROFILE_PATH, READY_PREFIX, STATS_PATH } from './protocol.js';
+import { createRawHandler, type ServerCounters } from './raw-server.js';
+
+const { values } = parseArgs({ options: { mode: { type: 'string' } } });
+const mode = values.mode;
+if (mode !== 'poolgraph' && mode !== 'unpooled' && mode !== 'raw') {
+  process.stderr.write('bench server: --mode must be poolgraph, unpooled or raw\n');
+  process.exit(2);
+}
+
+const config = loadConfig();
+if (!config.databaseUrl) {
+  process.stderr.write('bench server: DATABASE_URL must be set (the bench passes it)\n');
+  process.exit(2);
+}
+const settings = { ...config.pool, connectionString: config.databaseUrl };
+const logger = createLogger(config.logLevel);
+const counters: ServerCounters = { requests: 0, statements: 0 };
+
+let listener: (req: IncomingMessage, res: ServerResponse) => unknown;
+let pool: pg.Pool;
+let close: () => Promise<void>;
+if (mode === 'raw') {
+  pool = createPool(settings, logger);
+  listener = createRawHandler(pool, counters);
+  close = () => pool.end();
+} else {
+  // The unpooled pool is lent to the server; the pooled one the server makes itself, as in main.ts.
+  const unpooled =
+    mode === 'unpooled'
+      ? new pg.Pool({
+          connectionString: settings.connectionString,
+          application_name: APPLICATION_NAME,
+          max: settings.size + settings.maxOverflow,
+          maxUses: 1,
+          connectionTimeoutMillis: settings.timeoutMs,
+          statement_timeout: settings.statementTimeoutMs,
+          keepAlive: true,
+        })
+      : undefined;
+  unpooled?.on('error', (error) => logger.warn({ err: error }, 'an idle connection failed'));
+  const { mode: documentsMode, manifestPath } = config.persistedDocuments;
+  const server = createServer({
+    database: unpooled ?? settings,
+    logger,
+    persistedDocuments: {
+      mode: documentsMode,
+      documents: readPersistedDocumentsManifest(manifestPath, documentsMode === 'only'),
+    },
+    batchLimit: config.httpBatchLimit,
+    limits: config.limits,
+    onScopeReleased(stats) {
+      counters.requests += 1;
+      counters.statements += stats.statements;
+    },
+  });
+  pool = server.pool;
+  listener = server.yoga;
+  close = async () => {
+    await server.close();
+    await unpooled?.end();
+  };
+}
+if (mode !== 'unpooled') await warmUpPool(pool, config.pool.size);
+
+const profileFile = process.env.BENCH_PROFILE_FILE;
+const profiler = profileFile ? new Session() : undefined;
+profiler?.connect();
+
+/** Starts or stops the CPU profiler; stopping writes the profile to `BENCH_PROFILE_FILE`. */
+async function profile(action: string): Promise<void> {
+  if (!profiler || !profileFile) throw new Error('this server was started without BENCH_PROFILE_FILE');
+  if (action === 'start') {
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.start');
+  } else {
+    const { profile: result } = await profiler.post('Profiler.stop');
+    await writeFile(profileFile, JSON.stringify(result));
+  }
+}
+
+const http = createDrainableHttpServer((req, res) => {
+  if (req.url === STATS_PATH) {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(counters));
+    return;
+  }
+  if (req.url?.startsWith(`${PROFILE_PATH}/`)) {
+    profile(req.url.slice(PROFILE_PATH.length + 1)).then(
+      () => res.writeHead(204).end(),
+      (error: unknown) => res.writeHead(500).end(String(error)),
+    );
+    return;
+  }
+  return listener(req, res);
+});
+const port = await http.listen(0, '127.0.0.1');
+process.stdout.write(`${READY_PREFIX}${JSON.stringify({ port })}\n`);
+
+process.once('SIGTERM', () => {
+  const draining = http.drain(5_000);
+  void draining.done
+    .then(close)
+    .then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`bench server: shutdown failed: ${String(error)}\n`);
+        process.exit(1);
+      },
+    );
+});
