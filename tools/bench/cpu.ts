@@ -67,3 +67,20 @@ export function postgresCpuSeconds(postmasterPid: number): number | undefined {
   }
   return ticks / TICKS_PER_SECOND;
 }
+
+/**
+ * CPU seconds the whole machine has been busy (every CPU's user, nice, system, irq, softirq and
+ * steal time, from `/proc/stat`): compared with the processes measured, it shows how much other
+ * work (another program, the bench's own orchestration) shared the machine during a run.
+ */
+export function machineBusySeconds(): number | undefined {
+  let line: string | undefined;
+  try {
+    line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  } catch {
+    return undefined;
+  }
+  const [label, user, nice, system, , , irq, softirq, steal] = (line ?? '').split(/\s+/);
+  if (label !== 'cpu') return undefined;
+  return [user, nice, system, irq, softirq, steal].reduce((sum, value) => sum + Number(value ?? 0), 0) / TICKS_PER_SECOND;
+}

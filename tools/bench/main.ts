@@ -20,6 +20,7 @@ import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { renderChart } from './chart.js';
+import { machineBusySeconds } from './cpu.js';
 import { type BenchDatabase, Observer, openBenchDatabase } from './database.js';
 import { type Measurement, measure } from './measure.js';
 import type { ServerMode } from './protocol.js';
@@ -85,6 +86,12 @@ const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 const databaseUrl = process.env.DATABASE_URL || undefined;
 if (values.seed && !databaseUrl) log('--seed only matters with DATABASE_URL; the embedded database is always seeded');
 
+const busyBefore = machineBusySeconds();
+await new Promise((resolve) => setTimeout(resolve, 1_000));
+const busyAfter = machineBusySeconds();
+if (busyBefore !== undefined && busyAfter !== undefined && busyAfter - busyBefore > 0.25) {
+  log(`the machine is busy before the run starts (${(busyAfter - busyBefore).toFixed(2)} cores in use): the numbers will be low`);
+}
 log(databaseUrl ? 'using DATABASE_URL' : 'starting an embedded PostgreSQL with pg_stat_statements');
 const database: BenchDatabase = await openBenchDatabase(databaseUrl, values.seed);
 let exitCode = 0;

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { BenchDatabase, Observer } from './database.js';
-import { postgresCpuSeconds, processCpuSeconds } from './cpu.js';
+import { machineBusySeconds, postgresCpuSeconds, processCpuSeconds } from './cpu.js';
 import type { LoadResult } from './load.js';
 import { type ServerProcess, startLoad, startServer } from './processes.js';
 import type { ServerMode } from './protocol.js';
@@ -24,8 +24,11 @@ export interface Measurement {
   statementSource?: 'pg_stat_statements' | 'server counter';
   /** Most of the servers' connections seen in `pg_stat_activity` during the measured run. */
   peakConnections?: number;
-  /** CPU time during the measured run, in seconds, of each process group. */
-  cpuSeconds?: { server?: number; postgres?: number; load: number };
+  /**
+   * CPU time during the measured run, in seconds: of each process group, and of the whole machine
+   * (so that `machine - server - postgres - load` is what everything else used).
+   */
+  cpuSeconds?: { server?: number; postgres?: number; load: number; machine?: number };
   /** Wall time of the CPU window, in seconds. */
   windowSeconds?: number;
 }
@@ -107,12 +110,14 @@ export async function measure(target: ServerMode, workload: Workload, context: M
     const serverStatsBefore = await server.stats();
     const serverCpuBefore = processCpuSeconds(server.pid);
     const postgresCpuBefore = observer.postmasterPid && postgresCpuSeconds(observer.postmasterPid);
+    const machineBefore = machineBusySeconds();
     const startedAt = performance.now();
     observer.startPolling(POLL_INTERVAL_MS);
     if (context.profileDir) await server.profile('start');
     const result = await load.go();
     if (context.profileDir) await server.profile('stop');
     const windowSeconds = (performance.now() - startedAt) / 1000;
+    const machineAfter = machineBusySeconds();
     const serverCpuAfter = processCpuSeconds(server.pid);
     const postgresCpuAfter = observer.postmasterPid && postgresCpuSeconds(observer.postmasterPid);
     const peakConnections = await observer.stopPolling();
@@ -139,6 +144,7 @@ export async function measure(target: ServerMode, workload: Workload, context: M
         server: difference(serverCpuBefore, serverCpuAfter),
         postgres: difference(postgresCpuBefore, postgresCpuAfter),
         load: result.cpuSeconds,
+        machine: difference(machineBefore, machineAfter),
       },
       windowSeconds,
     };

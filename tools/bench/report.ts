@@ -140,16 +140,19 @@ export function renderReport(info: RunInfo, measurements: readonly Measurement[]
     'CPU is in cores (CPU seconds per second of the measured run) for the server process, all of PostgreSQL\'s processes, and the load generator; the machine has ' +
       `${info.machine.split(' ')[0]} of them.`,
     '',
-    '| target | workload | SQL statements / request | peak connections | CPU server | CPU PostgreSQL | CPU load generator | server CPU ms / request |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| target | workload | SQL statements / request | peak connections | CPU server | CPU PostgreSQL | CPU load generator | CPU other | server CPU ms / request |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
   for (const m of rows) {
     if (m.status !== 'ok' || !m.load || !m.cpuSeconds || !m.windowSeconds) continue;
     const cores = (seconds: number | undefined) => fixed(seconds === undefined ? undefined : seconds / (m.windowSeconds ?? 1), 2);
-    const perRequest = m.cpuSeconds.server === undefined ? undefined : (m.cpuSeconds.server * 1000) / m.load.requests;
+    const { server, postgres, load, machine } = m.cpuSeconds;
+    const perRequest = server === undefined ? undefined : (server * 1000) / m.load.requests;
+    const other =
+      machine === undefined || server === undefined || postgres === undefined ? undefined : machine - server - postgres - load;
     lines.push(
       `| ${m.target} | ${m.workload} | ${fixed(m.statementsPerRequest, 2)} | ${m.peakConnections ?? '–'} | ` +
-        `${cores(m.cpuSeconds.server)} | ${cores(m.cpuSeconds.postgres)} | ${cores(m.cpuSeconds.load)} | ${fixed(perRequest, 3)} |`,
+        `${cores(server)} | ${cores(postgres)} | ${cores(load)} | ${cores(other)} | ${fixed(perRequest, 3)} |`,
     );
   }
   lines.push('', '## Against the targets of issue 8', '', '| what | value | target | met |', '| --- | ---: | --- | --- |');
@@ -175,15 +178,17 @@ export function renderReport(info: RunInfo, measurements: readonly Measurement[]
       'byte for byte, the JSON computed from the seed\'s formula (W4: match `{"data":{"createItem":{"id":"<digits>"}}}`); ' +
       'then **every** response of the warm-up and the measured run is compared the same way: "wrong bodies" counts those ' +
       'that differ, "GraphQL errors" those among them that carry `errors`.',
-    `- SQL statements per request: ${info.statementSource}, divided by the requests the server answered in the same ` +
-      'window (its own count, read once the requests autocannon cut off at the end have finished). BEGIN and COMMIT ' +
-      'count as statements.',
+    `- SQL statements per request: ${info.statementSource}, divided by the requests that used the database in the same ` +
+      'window (the server\'s own count, read once the requests autocannon cut off at the end have finished; a request ' +
+      'cut off before its first statement is not counted). BEGIN and COMMIT count as statements.',
     '- Peak connections: the servers\' backends (`application_name = \'poolgraph\'`) in `pg_stat_activity`, polled every ' +
       '20 ms during the measured run. For unpooled, connections that live a few milliseconds can fall between two polls.',
     '- CPU: `utime + stime` from `/proc/<pid>/stat` before and after the measured run: the server process; PostgreSQL\'s ' +
       'postmaster with every child, live or exited (exited backends through the postmaster\'s `cutime`); the load ' +
       'generator measures itself (`process.cpuUsage()`). The bench\'s own observer connection (one poll every 20 ms) is in ' +
-      'PostgreSQL\'s figure.',
+      'PostgreSQL\'s figure. "CPU other" is the whole machine\'s busy time (`/proc/stat`, steal included) less those three: ' +
+      'the bench\'s orchestrator, the kernel\'s work not charged to them, and anything else that ran; a large value means ' +
+      'the run shared the machine and its numbers are low.',
     '- W4 inserts rows; the data set is restored (reseeded) after it, before anything else runs.',
     '',
   );

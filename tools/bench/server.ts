@@ -13,7 +13,7 @@
  *
  * It reads `DATABASE_URL` and the pool settings from the environment, listens on 127.0.0.1 on a
  * free port and prints `bench-server-ready {"port":N}`. `GET /__bench/stats` answers the requests
- * and statements it has seen (poolgraph: from `onScopeReleased`). With `BENCH_PROFILE_FILE` it
+ * that ran SQL and their statements (poolgraph: from `onScopeReleased`). With `BENCH_PROFILE_FILE` it
  * profiles its main thread between `POST /__bench/profile/start` and `/stop`. SIGTERM drains and
  * exits 0.
  */
@@ -79,7 +79,10 @@ if (mode === 'raw') {
     },
     batchLimit: config.httpBatchLimit,
     limits: config.limits,
+    // Requests that used the database: one the load generator cut off before its first statement
+    // ran none, and must not lower the statements per request.
     onScopeReleased(stats) {
+      if (stats.connectionsTaken === 0) return;
       counters.requests += 1;
       counters.statements += stats.statements;
     },
