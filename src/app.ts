@@ -4,25 +4,26 @@ import { fileURLToPath } from 'node:url';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
-import {
-  createYoga,
-  maskError,
-  useExecutionCancellation,
-  type YogaServerInstance,
-} from 'graphql-yoga';
-import { GraphQLError, parse } from 'graphql';
+import { createYoga, useExecutionCancellation, type YogaServerInstance } from 'graphql-yoga';
+import { parse } from 'graphql';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
 import type { RequestContext } from './context.js';
-import { PoolgraphError } from './errors.js';
 import { createPool, guardConnectionErrors, type PoolSettings } from './db/pool.js';
 import type { RequestScopeStats } from './db/request-scope.js';
 import { createLogger, toYogaLogger } from './logger.js';
+import { registerPoolMetrics } from './metrics/pool-metrics.js';
+import { createRequestMetrics, type RequestMetrics } from './metrics/request-metrics.js';
 import { DEFAULT_LIMITS, type Limits, useLimits } from './plugins/use-limits.js';
+import { useMetrics } from './plugins/use-metrics.js';
 import { usePartialDataStatus } from './plugins/use-partial-data-status.js';
 import { type PersistedDocumentsOptions, usePersistedDocuments } from './plugins/use-persisted-documents.js';
+import { useReadiness } from './plugins/use-readiness.js';
 import { useRequestErrorCode } from './plugins/use-request-error-code.js';
+import { maskErrorKeepingCause, useRequestLog } from './plugins/use-request-log.js';
 import { useRequestScope } from './plugins/use-request-scope.js';
+import { DEFAULT_READINESS, Readiness, type ReadinessOptions } from './readiness.js';
 import { resolvers } from './resolvers/index.js';
 
 /** `schema.graphql`, the source of truth for the schema, read at server creation. */
@@ -78,6 +79,18 @@ export interface CreateServerOptions {
    * field left out keeps its default. @default {@link DEFAULT_LIMITS}
    */
   limits?: Partial<Limits>;
+  /**
+   * Prometheus metrics: kept in a registry of this server's own (`PoolgraphServer.metrics`) and
+   * served at `endpoint` on the app, or not served by it (`endpoint: false`, to serve the
+   * registry elsewhere, e.g. on another port). `enabled: false` records nothing at all.
+   * @default { enabled: true, endpoint: '/metrics' }
+   */
+  metrics?: { enabled?: boolean; endpoint?: string | false };
+  /**
+   * When `GET /ready` answers 503 (see {@link Readiness}); `/health` always answers 200.
+   * @default {@link DEFAULT_READINESS}, at '/ready'
+   */
+  readiness?: Partial<ReadinessOptions> & { endpoint?: string };
 }
 
 /** What {@link createServer} returns. */
@@ -86,6 +99,15 @@ export interface PoolgraphServer {
   yoga: YogaServerInstance<ServerContext, RequestContext>;
   /** The pool every request borrows its one connection from. */
   pool: pg.Pool;
+  /** This server's metrics registry (Prometheus), or undefined when metrics are off. */
+  metrics: Registry | undefined;
+  /** Whether the server should get traffic, as `GET /ready` reports it. */
+  readiness: Readiness;
+  /**
+   * Tells the server a graceful shutdown has begun: from now on `/ready` answers 503, so load
+   * balancers stop sending requests while those in flight finish.
+   */
+  startDraining(): void;
   /**
    * Disposes the Yoga app and, when the server created the pool, ends it. Close the HTTP server
    * (and let its requests finish) first: Yoga does not wait for requests in flight.
@@ -109,6 +131,16 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
       ? (options.database.options.connectionTimeoutMillis ?? 0)
       : options.database.timeoutMs;
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const graphqlEndpoint = options.graphqlEndpoint ?? '/graphql';
+  const { endpoint: readyEndpoint = '/ready', ...readinessOptions } = options.readiness ?? {};
+  const readiness = new Readiness(pool, { ...DEFAULT_READINESS, ...readinessOptions }, logger);
+  const metricsEnabled = options.metrics?.enabled ?? true;
+  // One registry per server, never prom-client's global one: two servers in one process (tests,
+  // a host embedding two) must not share, or collide on, metric names.
+  const registry = metricsEnabled ? new Registry() : undefined;
+  const detachPoolMetrics = registry ? registerPoolMetrics(registry, pool) : undefined;
+  const requestMetrics: RequestMetrics | undefined = registry ? createRequestMetrics(registry) : undefined;
+  const requestLog = useRequestLog({ logger, graphqlEndpoint });
 
   const yoga = createYoga<ServerContext, RequestContext>({
     // A federation v2 subgraph schema (`_service`, `_entities`) that is also a plain GraphQL API.
@@ -118,31 +150,39 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
         ? [{ typeDefs: parse(options.extend.typeDefs), resolvers: options.extend.resolvers }]
         : []),
     ]),
-    graphqlEndpoint: options.graphqlEndpoint ?? '/graphql',
+    graphqlEndpoint,
+    healthCheckEndpoint: '/health',
     batching: options.batchLimit ? { limit: options.batchLimit } : false,
     // graphql-yoga's own body limit: Content-Length checked up front, chunked bodies while read.
     maxRequestBodySize: limits.maxBodyBytes,
     graphiql: { title: 'poolgraph', defaultQuery: GRAPHIQL_DEFAULT_QUERY },
     landingPage: false,
     logging: toYogaLogger(logger),
-    maskedErrors: {
-      maskError(error, message, isDev) {
-        const masked = maskError(error, message, isDev);
-        if (masked !== error) {
-          logger.error({ err: error }, 'unexpected error while executing an operation');
-        } else {
-          logDatabaseFailure(logger, error);
-        }
-        return masked;
-      },
-    },
+    // Masked errors keep what they hide (never sent), for useRequestLog to log with the request id.
+    maskedErrors: { maskError: maskErrorKeepingCause },
     plugins: [
+      // First, so that its line times the whole request and every response carries the id.
+      requestLog,
+      useReadiness(readiness, readyEndpoint),
+      ...(registry
+        ? [useMetrics({ registry, endpoint: options.metrics?.endpoint ?? '/metrics' })]
+        : []),
       // A browser sends a form or text/plain POST (or a GET) cross-site without a CORS preflight;
       // such requests must carry a header a form cannot set. JSON POSTs are preflighted: unaffected.
       useCSRFPrevention({ requestHeaders: CSRF_HEADERS }),
       useLimits(limits),
       ...(options.persistedDocuments ? [usePersistedDocuments(options.persistedDocuments)] : []),
-      useRequestScope({ pool, poolTimeoutMs, onScopeReleased: options.onScopeReleased, logger }),
+      useRequestScope({
+        pool,
+        poolTimeoutMs,
+        logger,
+        onLoaderBatch: requestMetrics?.observeLoaderBatch,
+        onScopeReleased(stats, request) {
+          requestMetrics?.observeScope(stats);
+          requestLog.recordScope(request, stats);
+          options.onScopeReleased?.(stats, request);
+        },
+      }),
       usePartialDataStatus(),
       useRequestErrorCode(),
       // Stop resolving fields of an operation whose client went away.
@@ -153,20 +193,16 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
   return {
     yoga,
     pool,
+    metrics: registry,
+    readiness,
+    startDraining() {
+      readiness.startDraining();
+    },
     async close() {
+      readiness.startDraining();
       await yoga.dispose();
+      detachPoolMetrics?.();
       if (ownsPool) await pool.end();
     },
   };
-}
-
-/**
- * Database failures reach clients as coded errors without their cause; log the cause here, the
- * one place every error of a response passes, so operators see why.
- */
-function logDatabaseFailure(logger: Logger, error: unknown): void {
-  const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
-  if (original instanceof PoolgraphError && original.cause !== undefined) {
-    logger.warn({ err: original.cause, code: original.code }, original.message);
-  }
 }

@@ -27,6 +27,15 @@ export interface Config {
   persistedDocuments: { mode: 'allow' | 'only'; manifestPath: string };
   /** `MAX_DEPTH`, `MAX_ALIASES`, `MAX_TOKENS`, `MAX_DIRECTIVES`, `MAX_COST`, `MAX_BODY_BYTES`. */
   limits: Limits;
+  /** `LOG_FORMAT`: JSON lines, pretty lines, or pretty only when stdout is a terminal (`auto`). */
+  logFormat: 'auto' | 'json' | 'pretty';
+  /**
+   * `METRICS_ENABLED` and `METRICS_PORT`: whether Prometheus metrics are kept and served, and on
+   * which port (undefined: at `/metrics` on `PORT`).
+   */
+  metrics: { enabled: boolean; port: number | undefined };
+  /** `READY_MAX_WAITING` and `READY_TIMEOUT_MS`: when `GET /ready` answers 503 (see `src/readiness.ts`). */
+  readiness: { maxWaiting: number; timeoutMs: number };
 }
 
 /** The configuration is wrong; `problems` has one line per variable, naming it and its value. */
@@ -56,6 +65,7 @@ const integer = (min: number, max: number) =>
 const DEFAULT_MANIFEST = 'examples/client/generated/persisted-documents.json';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 const ONE_DAY_MS = 86_400_000;
 const ONE_GIB = 1_073_741_824;
 
@@ -79,6 +89,14 @@ const environment = z
     DATABASE_CONNECT_TIMEOUT_MS: integer(0, ONE_DAY_MS).prefault('30000'),
     SHUTDOWN_TIMEOUT_MS: integer(0, ONE_DAY_MS).prefault('10000'),
     LOG_LEVEL: z.enum(LOG_LEVELS, `must be one of ${LOG_LEVELS.join(', ')}`).prefault('info'),
+    LOG_FORMAT: z.enum(LOG_FORMATS, `must be one of ${LOG_FORMATS.join(', ')}`).prefault('auto'),
+    METRICS_ENABLED: z
+      .enum(['true', 'false'], 'must be true or false')
+      .transform((value) => value === 'true')
+      .prefault('true'),
+    METRICS_PORT: integer(0, 65535).optional(),
+    READY_MAX_WAITING: integer(0, 100_000).prefault('10'),
+    READY_TIMEOUT_MS: integer(1, 60_000).prefault('1000'),
     HTTP_BATCH_LIMIT: integer(0, 1000).prefault('0'),
     PERSISTED_DOCUMENTS: z.enum(['allow', 'only'], 'must be allow or only').prefault('allow'),
     PERSISTED_DOCUMENTS_MANIFEST: z.string().prefault(DEFAULT_MANIFEST),
@@ -95,6 +113,14 @@ const environment = z
         code: 'custom',
         path: ['POOL_MAX_OVERFLOW'],
         message: 'POOL_SIZE + POOL_MAX_OVERFLOW must be at least 1',
+      });
+    }
+    // Two servers cannot listen on one port; 0 (a free port each) is the exception.
+    if (env.METRICS_PORT !== undefined && env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) {
+      context.addIssue({
+        code: 'custom',
+        path: ['METRICS_PORT'],
+        message: 'must differ from PORT (leave it unset to serve /metrics on PORT)',
       });
     }
   });
@@ -148,5 +174,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxCost: e.MAX_COST,
       maxBodyBytes: e.MAX_BODY_BYTES,
     },
+    logFormat: e.LOG_FORMAT,
+    metrics: { enabled: e.METRICS_ENABLED, port: e.METRICS_PORT },
+    readiness: { maxWaiting: e.READY_MAX_WAITING, timeoutMs: e.READY_TIMEOUT_MS },
   };
 }

@@ -5,8 +5,11 @@ import type { AddressInfo } from 'node:net';
 export interface DrainableHttpServer {
   /** The Node server. */
   server: Server;
-  /** Listens on `port` (0: a free one) and `host`; resolves with the port, rejects on EADDRINUSE. */
-  listen(port: number, host: string | undefined): Promise<number>;
+  /**
+   * Listens on `port` (0: a free one) and `host`; resolves with the port, rejects on EADDRINUSE
+   * with a message naming `variable`, the setting that chose the port.
+   */
+  listen(port: number, host: string | undefined, variable?: string): Promise<number>;
   /**
    * Stops accepting connections and resolves once the requests in flight are answered. Responses
    * from then on carry `Connection: close`, so keep-alive clients cannot keep the server busy
@@ -27,12 +30,12 @@ export function createDrainableHttpServer(
   });
   return {
     server,
-    listen(port, host) {
+    listen(port, host, variable = 'PORT') {
       return new Promise((resolve, reject) => {
         const onError = (error: NodeJS.ErrnoException) =>
           reject(
             error.code === 'EADDRINUSE'
-              ? new Error(`port ${port} is already in use: stop what runs there, or set PORT to another port`)
+              ? new Error(`port ${port} is already in use: stop what runs there, or set ${variable} to another port`)
               : error,
           );
         server.once('error', onError);

@@ -9,3 +9,5 @@ export { seed, type SeedSize } from './db/seed.js';
 export type { RequestScopeStats } from './db/request-scope.js';
 export type { RequestContext } from './context.js';
 export { ErrorCode } from './errors.js';
+export { createMetricsListener } from './metrics/metrics-listener.js';
+export { Readiness, type ReadinessOptions, type ReadinessReport } from './readiness.js';

@@ -28,22 +28,38 @@ export interface Loaders {
   clearAfterWrite(): void;
 }
 
-/** Creates the loaders of one request, all running on `db` (the request's connection). */
-export function createLoaders(db: Kysely<Database>): Loaders {
-  const itemById = new DataLoader<string, ItemRow | null>(async (ids) =>
-    inKeyOrder(ids, await findItemsByIds(db, ids), (row) => row.id),
+/** The name of each loader of {@link Loaders}, as metrics label it. */
+export type LoaderName = Exclude<keyof Loaders, 'clearAfterWrite'>;
+
+/**
+ * Told about every batch a loader dispatches, with its number of keys, before its statement runs
+ * (metrics count batches and their sizes with it). It must not throw.
+ */
+export type LoaderBatchObserver = (loader: LoaderName, size: number) => void;
+
+/**
+ * Creates the loaders of one request, all running on `db` (the request's connection). With
+ * `onBatch`, each batch is reported to it first; the batch functions are otherwise unchanged.
+ */
+export function createLoaders(db: Kysely<Database>, onBatch?: LoaderBatchObserver): Loaders {
+  const itemById = new DataLoader<string, ItemRow | null>(
+    observed('itemById', onBatch, async (ids) => inKeyOrder(ids, await findItemsByIds(db, ids), (row) => row.id)),
   );
-  const categoryById = new DataLoader<string, CategoryRow | null>(async (ids) =>
-    inKeyOrder(ids, await findCategoriesByIds(db, ids), (row) => row.id),
+  const categoryById = new DataLoader<string, CategoryRow | null>(
+    observed('categoryById', onBatch, async (ids) =>
+      inKeyOrder(ids, await findCategoriesByIds(db, ids), (row) => row.id),
+    ),
   );
-  const itemCountByCategory = new DataLoader<string, number>(async (ids) => {
-    const counts = new Map(
-      (await countItemsByCategories(db, ids)).map((row) => [row.category_id, row.count]),
-    );
-    return ids.map((id) => counts.get(id) ?? 0);
-  });
+  const itemCountByCategory = new DataLoader<string, number>(
+    observed('itemCountByCategory', onBatch, async (ids) => {
+      const counts = new Map(
+        (await countItemsByCategories(db, ids)).map((row) => [row.category_id, row.count]),
+      );
+      return ids.map((id) => counts.get(id) ?? 0);
+    }),
+  );
   const itemsByCategory = new DataLoader<CategoryItemsKey, ItemRow[], string>(
-    async (keys) => {
+    observed('itemsByCategory', onBatch, async (keys) => {
       const pages: ItemRow[][] = keys.map(() => []);
       for (const { key_index: keyIndex, ...item } of await findItemsByCategories(db, keys)) {
         pages[keyIndex]?.push(item);
@@ -51,7 +67,7 @@ export function createLoaders(db: Kysely<Database>): Loaders {
       // The rows were fetched anyway: later `item(id:)` loads of the same request cost nothing.
       for (const item of pages.flat()) itemById.prime(item.id, item);
       return pages;
-    },
+    }),
     { cacheKeyFn: (key) => `${key.categoryId}:${key.first}` },
   );
   return {
@@ -64,6 +80,22 @@ export function createLoaders(db: Kysely<Database>): Loaders {
       itemCountByCategory.clearAll();
       itemsByCategory.clearAll();
     },
+  };
+}
+
+/**
+ * `batch`, reporting each call's key count to `onBatch` first. It returns `batch`'s own promise,
+ * so the results, their order and any rejection reach DataLoader exactly as before.
+ */
+function observed<Key, Value>(
+  name: LoaderName,
+  onBatch: LoaderBatchObserver | undefined,
+  batch: DataLoader.BatchLoadFn<Key, Value>,
+): DataLoader.BatchLoadFn<Key, Value> {
+  if (!onBatch) return batch;
+  return (keys) => {
+    onBatch(name, keys.length);
+    return batch(keys);
   };
 }
 

@@ -1,18 +1,44 @@
 import { pino, type Logger, type LevelWithSilent } from 'pino';
+import pinoPretty from 'pino-pretty';
 import type { YogaLogger } from 'graphql-yoga';
 
-/** Creates the process logger: JSON lines on stdout at `level`. */
-export function createLogger(level: LevelWithSilent = 'info'): Logger {
-  return pino({ name: 'poolgraph', level });
+/** How log lines are written: JSON (for machines) or pretty, coloured lines (for a person). */
+export type LogFormat = 'json' | 'pretty';
+
+/**
+ * Creates the process logger on stdout at `level`: one JSON object per line, or with `pretty`,
+ * pino-pretty's coloured lines for a person at a terminal. Pretty formatting runs in this thread
+ * (a stream, not a worker transport): it costs more per line, which only matters under load, and
+ * load is not what a terminal is for.
+ */
+export function createLogger(level: LevelWithSilent = 'info', format: LogFormat = 'json'): Logger {
+  const options = { name: 'poolgraph', level };
+  if (format === 'json') return pino(options);
+  // sync: main() calls process.exit() right after its last line, which must not be lost.
+  const pretty = pinoPretty({ colorize: true, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name' });
+  return pino(options, pretty);
+}
+
+/**
+ * `LOG_FORMAT=auto` decides by where stdout goes: pretty for a terminal (`npm start` by a person),
+ * JSON for a pipe or a file (containers, log shippers, tests).
+ */
+export function resolveLogFormat(setting: 'auto' | LogFormat, stdoutIsTerminal: boolean): LogFormat {
+  if (setting !== 'auto') return setting;
+  return stdoutIsTerminal ? 'pretty' : 'json';
 }
 
 /**
  * Adapts a pino logger to graphql-yoga's logger interface (variadic `console`-style calls): an
  * `Error` among the arguments is logged as `err`, the rest joined into the message.
+ *
+ * graphql-yoga calls `error` only to report an error it masks, without the request it belongs to
+ * (and up to twice for one error). poolgraph logs every masked error itself, once, with its cause
+ * and the request id (`useRequestLog`), so yoga's copies go to `debug`.
  */
 export function toYogaLogger(logger: Logger): YogaLogger {
   const forward =
-    (level: 'debug' | 'info' | 'warn' | 'error') =>
+    (level: 'debug' | 'info' | 'warn') =>
     (...args: unknown[]): void => {
       const err = args.find((arg) => arg instanceof Error);
       const message = args
@@ -22,5 +48,5 @@ export function toYogaLogger(logger: Logger): YogaLogger {
       if (err) logger[level]({ err }, message);
       else logger[level](message);
     };
-  return { debug: forward('debug'), info: forward('info'), warn: forward('warn'), error: forward('error') };
+  return { debug: forward('debug'), info: forward('info'), warn: forward('warn'), error: forward('debug') };
 }

@@ -1,6 +1,7 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { collectDefaultMetrics } from 'prom-client';
 import { createServer } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { migrateToLatest } from './db/migrate.js';
@@ -10,7 +11,8 @@ import { warmUpPool } from './db/pool.js';
 import type { Database } from './db/schema.js';
 import { DEFAULT_SEED_SIZE, isEmpty, seed } from './db/seed.js';
 import { createDrainableHttpServer } from './http-server.js';
-import { createLogger } from './logger.js';
+import { createLogger, resolveLogFormat } from './logger.js';
+import { createMetricsListener } from './metrics/metrics-listener.js';
 import { readPersistedDocumentsManifest } from './persisted-documents-manifest.js';
 
 /**
@@ -21,7 +23,7 @@ import { readPersistedDocumentsManifest } from './persisted-documents-manifest.j
  */
 async function main(): Promise<void> {
   const config = loadConfig();
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, resolveLogFormat(config.logFormat, process.stdout.isTTY === true));
   const { mode, manifestPath } = config.persistedDocuments;
   const persistedDocuments = { mode, documents: readPersistedDocumentsManifest(manifestPath, mode === 'only') };
   // Listen for signals before anything starts: a SIGTERM while the embedded database starts or
@@ -45,34 +47,57 @@ async function main(): Promise<void> {
       persistedDocuments,
       batchLimit: config.httpBatchLimit,
       limits: config.limits,
+      // With METRICS_PORT, /metrics is served only there (below), not to the app's clients.
+      metrics: { enabled: config.metrics.enabled, endpoint: config.metrics.port === undefined ? '/metrics' : false },
+      readiness: config.readiness,
     });
+    // CPU, memory, event-loop delay, GC: about this process, so added here rather than by createServer.
+    if (server.metrics) collectDefaultMetrics({ register: server.metrics });
     await warmUpPool(server.pool, config.pool.size);
     const http = createDrainableHttpServer(server.yoga);
+    const metricsHttp =
+      server.metrics && config.metrics.port !== undefined
+        ? createDrainableHttpServer(createMetricsListener(server.metrics))
+        : undefined;
+    const metricsPort =
+      metricsHttp && !shutdown.requested
+        ? await metricsHttp.listen(config.metrics.port ?? 0, config.host, 'METRICS_PORT')
+        : undefined;
     const port = shutdown.requested ? undefined : await http.listen(config.port, config.host);
     if (port === undefined || shutdown.requested) {
       http.server.close();
+      metricsHttp?.server.close();
       await server.close();
       return;
     }
     const where = database.embedded
       ? `embedded PostgreSQL in ${database.embedded.dataDir}`
       : describeDatabaseUrl(database.url);
-    logger.info({ port, database: where, pool: config.pool }, 'poolgraph is serving');
+    logger.info({ port, metricsPort, database: where, pool: config.pool }, 'poolgraph is serving');
     const { size, maxOverflow, timeoutMs, statementTimeoutMs } = config.pool;
+    const metricsAt = !server.metrics
+      ? 'off (METRICS_ENABLED=false)'
+      : `http://localhost:${metricsPort ?? port}/metrics`;
     process.stdout.write(
       `\npoolgraph: GraphiQL at http://localhost:${port}${server.yoga.graphqlEndpoint}\n` +
         `  database: ${where}\n` +
         `  pool:     ${size} kept open + ${maxOverflow} overflow (max ${size + maxOverflow}), ` +
         `wait ≤ ${timeoutMs} ms, statements ≤ ${statementTimeoutMs || '∞'} ms\n` +
+        `  probes:   http://localhost:${port}/health (alive), http://localhost:${port}/ready (ready)\n` +
+        `  metrics:  ${metricsAt}\n` +
         `  stop:     Ctrl-C (or SIGTERM)\n\n`,
     );
 
     const signal = await shutdown.received;
     logger.info({ signal }, 'shutting down: finishing requests in flight');
+    // /ready answers 503 from now on (on connections still open), so balancers stop sending.
+    server.startDraining();
     const draining = http.drain(config.shutdownTimeoutMs);
     const stopWaiting = shutdown.onRepeat(draining.cut);
     await draining.done;
     stopWaiting();
+    // Metrics stay scrapeable while requests drain; then their port closes too.
+    await metricsHttp?.drain(0).done;
     await server.close();
   } finally {
     await database.embedded?.stop();

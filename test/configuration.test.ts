@@ -67,6 +67,32 @@ describe('configuration from the environment', () => {
     ]);
   });
 
+  it('maps the observability settings (logs, metrics, readiness), with documented defaults', () => {
+    expect(loadConfig({})).toMatchObject({
+      logFormat: 'auto',
+      metrics: { enabled: true, port: undefined },
+      readiness: { maxWaiting: 10, timeoutMs: 1000 },
+    });
+    expect(
+      loadConfig({ LOG_FORMAT: 'json', METRICS_ENABLED: 'false', METRICS_PORT: '9464', READY_MAX_WAITING: '0', READY_TIMEOUT_MS: '250' }),
+    ).toMatchObject({
+      logFormat: 'json',
+      metrics: { enabled: false, port: 9464 },
+      readiness: { maxWaiting: 0, timeoutMs: 250 },
+    });
+    expect(problemsOf({ LOG_FORMAT: 'xml', METRICS_ENABLED: 'yes', METRICS_PORT: '70000', READY_MAX_WAITING: '-1', READY_TIMEOUT_MS: '0' })).toEqual([
+      'LOG_FORMAT="xml": must be one of auto, json, pretty',
+      'METRICS_ENABLED="yes": must be true or false',
+      'METRICS_PORT="70000": must be at most 65535',
+      'READY_MAX_WAITING="-1": must be at least 0',
+      'READY_TIMEOUT_MS="0": must be at least 1',
+    ]);
+    expect(problemsOf({ PORT: '4000', METRICS_PORT: '4000' })).toEqual([
+      'METRICS_PORT="4000": must differ from PORT (leave it unset to serve /metrics on PORT)',
+    ]);
+    expect(loadConfig({ PORT: '0', METRICS_PORT: '0' }).metrics.port).toBe(0);
+  });
+
   it('never prints the value of DATABASE_URL, which may hold a password', () => {
     const [problem] = problemsOf({ DATABASE_URL: 'mysql://user:s3cret@host/db' });
     expect(problem).toContain('DATABASE_URL');

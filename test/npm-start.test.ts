@@ -116,13 +116,16 @@ describe('npm start without DATABASE_URL (embedded PostgreSQL)', () => {
     expect(await eventually(() => databaseStopped(dataDir), DATABASE_STOP_TIMEOUT_MS)).toBe(true);
   });
 
-  it('refuses a bad setting with a readable message, before starting anything', { timeout: 30_000 }, async () => {
+  it.each([
+    ['POOL_SIZE', 'abc', 'must be a whole number'],
+    ['POOL_SIZE', '-1', 'must be at least 0'],
+    ['PORT', '99999', 'must be at most 65535'],
+  ])('refuses %s=%s with a readable message, before starting anything', { timeout: 30_000 }, async (name, value, rule) => {
     const dataDir = await freshDataDir();
-    const run = npmStart(dataDir, { POOL_SIZE: 'abc' });
+    const run = npmStart(dataDir, { [name]: value });
     expect(await exitCode(run, 20_000), output(run)).toBeGreaterThan(0);
 
-    expect(run.stderr).toContain('POOL_SIZE');
-    expect(run.stderr).toContain('abc');
+    expect(run.stderr).toContain(`${name}="${value}": ${rule}`);
     expect(run.stderr).not.toMatch(/^ {4}at /m);
     expect(run.stdout).not.toMatch(BANNER);
     expect(existsSync(join(dataDir, 'PG_VERSION'))).toBe(false);

@@ -20,6 +20,8 @@ export interface RequestScopeStats {
   backendPid: number | null;
   /** Time spent waiting for the pool to hand out the connection, in milliseconds. */
   acquireWaitMs: number;
+  /** True when no connection became free within the pool's timeout (`DATABASE_BUSY`). */
+  acquireTimedOut: boolean;
   /** Time the connection was held, from acquire to release, in milliseconds. */
   heldMs: number;
   /** True when the connection was destroyed on release instead of returned (it broke). */
@@ -87,6 +89,7 @@ export class RequestScope {
   #statements = 0;
   #backendPid: number | null = null;
   #acquireWaitMs = 0;
+  #acquireTimedOut = false;
   #acquiredAt = 0;
   #heldMs = 0;
 
@@ -104,6 +107,7 @@ export class RequestScope {
       retried: this.#retried,
       backendPid: this.#backendPid,
       acquireWaitMs: this.#acquireWaitMs,
+      acquireTimedOut: this.#acquireTimedOut,
       heldMs: this.#heldMs,
       destroyed: this.#broken !== undefined,
     };
@@ -285,6 +289,7 @@ export class RequestScope {
       client = await this.#pool.connect();
     } catch (error) {
       if (error instanceof Error && error.message === POOL_TIMEOUT_MESSAGE) {
+        this.#acquireTimedOut = true;
         throw new DatabaseBusyError(this.#options.poolTimeoutMs);
       }
       throw new DatabaseUnavailableError(error);

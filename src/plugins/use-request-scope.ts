@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Plugin } from 'graphql-yoga';
 import type { RequestContext } from '../context.js';
 import { RequestScope, type RequestScopeStats } from '../db/request-scope.js';
-import { createLoaders } from '../loaders.js';
+import { createLoaders, type LoaderBatchObserver } from '../loaders.js';
 
 /** Options of {@link useRequestScope}. */
 export interface UseRequestScopeOptions {
@@ -16,6 +16,8 @@ export interface UseRequestScopeOptions {
   onScopeReleased?: (stats: RequestScopeStats, request: Request) => void;
   /** Where failures that no client can see are logged (a throwing observer, a failed release). */
   logger: Logger;
+  /** Told about every batch the request's loaders dispatch (metrics). */
+  onLoaderBatch?: LoaderBatchObserver;
 }
 
 /**
@@ -51,7 +53,7 @@ export function useRequestScope(options: UseRequestScopeOptions): Plugin<Request
         onRelease: (stats) => options.onScopeReleased?.(stats, request),
         onObserverError: (error) => options.logger.error({ err: error }, 'onScopeReleased threw'),
       });
-      entry = { scope, context: { db: scope.db, loaders: createLoaders(scope.db) } };
+      entry = { scope, context: { db: scope.db, loaders: createLoaders(scope.db, options.onLoaderBatch) } };
       scopes.set(request, entry);
       request.signal?.addEventListener('abort', () => void release(scope), { once: true });
     }

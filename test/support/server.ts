@@ -43,18 +43,21 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/** `createServer` options a test may set (the logger defaults to a silent one). */
+export type TestServerOptions = Pick<CreateServerOptions, 'persistedDocuments' | 'batchLimit' | 'metrics' | 'readiness' | 'logger'>;
+
 /** Starts `createServer` (with the test-only fields) on a real HTTP socket. */
 export async function startTestServer(
   databaseUrl: string,
   pool: Partial<Omit<PoolSettings, 'connectionString'>> = {},
-  options: Pick<CreateServerOptions, 'persistedDocuments' | 'batchLimit'> = {},
+  options: TestServerOptions = {},
 ): Promise<TestServer> {
   const released: RequestScopeStats[] = [];
   const acquired: number[] = [];
   const server = createServer({
     ...options,
     database: { ...TEST_POOL, ...pool, connectionString: databaseUrl },
-    logger: pino({ level: 'silent' }),
+    logger: options.logger ?? pino({ level: 'silent' }),
     extend: testSchemaExtension,
     onScopeReleased: (stats) => released.push(stats),
   });
@@ -117,16 +120,17 @@ export interface TestEnvironment {
 
 /**
  * Registers `beforeAll`/`afterAll` hooks that give the calling test file its own seeded database
- * and a server on it (with `pool` overriding {@link TEST_POOL}); read both from the returned
+ * and a server on it (with `pool` overriding {@link TEST_POOL}, and `options`); read both from the returned
  * object inside tests.
  */
 export function useTestEnvironment(
   pool: Partial<Omit<PoolSettings, 'connectionString'>> = {},
+  options: TestServerOptions = {},
 ): TestEnvironment {
   const environment = {} as TestEnvironment;
   beforeAll(async () => {
     environment.database = await createTestDatabase();
-    environment.server = await startTestServer(environment.database.url, pool);
+    environment.server = await startTestServer(environment.database.url, pool, options);
   });
   afterAll(async () => {
     await environment.server?.close();

@@ -1,0 +1,164 @@
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { register as globalRegistry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { createMetricsListener } from '../src/metrics/metrics-listener.js';
+import { scrape } from './support/metrics.js';
+import { eventually, startTestServer, useTestEnvironment } from './support/server.js';
+import { W1, W2 } from './support/workloads.js';
+
+const POOL = { size: 2, maxOverflow: 3, idleTimeoutMs: 500 };
+
+const t = useTestEnvironment(POOL);
+
+const metricsUrl = () => new URL('/metrics', t.server.url).toString();
+
+describe('GET /metrics (Prometheus)', () => {
+  it('after a W2 request, shows the statements it ran and the loader batches it dispatched', async () => {
+    const before = await scrape(metricsUrl());
+    const { response, stats } = await t.server.measure(W2);
+    const after = await scrape(metricsUrl());
+    expect(response.status).toBe(200);
+    expect(stats?.statements).toBe(3);
+
+    // The statements histogram moved by exactly this request: one observation of 3.
+    expect(after.delta(before, 'poolgraph_request_statements_count')).toBe(1);
+    expect(after.delta(before, 'poolgraph_request_statements_sum')).toBe(stats?.statements);
+    expect(after.delta(before, 'poolgraph_request_statements_bucket', { le: '2' })).toBe(0);
+    expect(after.delta(before, 'poolgraph_request_statements_bucket', { le: '3' })).toBe(1);
+    expect(after.delta(before, 'poolgraph_requests_total', { connection: 'taken' })).toBe(1);
+
+    // 20 categories: one batch of 20 counts, one of 20 item pages; their categories were primed
+    // by the list, so categoryById dispatched nothing.
+    for (const loader of ['itemCountByCategory', 'itemsByCategory']) {
+      expect(after.delta(before, 'poolgraph_loader_batches_total', { loader })).toBe(1);
+      expect(after.delta(before, 'poolgraph_loader_batch_size_count', { loader })).toBe(1);
+      expect(after.delta(before, 'poolgraph_loader_batch_size_sum', { loader })).toBe(20);
+      expect(after.delta(before, 'poolgraph_loader_batch_size_bucket', { loader, le: '10' })).toBe(0);
+      expect(after.delta(before, 'poolgraph_loader_batch_size_bucket', { loader, le: '20' })).toBe(1);
+    }
+    expect(after.delta(before, 'poolgraph_loader_batches_total', { loader: 'categoryById' })).toBe(0);
+    expect(after.delta(before, 'poolgraph_loader_batches_total', { loader: 'itemById' })).toBe(0);
+
+    // The connection it held, and how long it waited for it, once each.
+    expect(after.delta(before, 'poolgraph_pool_acquire_wait_seconds_count')).toBe(1);
+    expect(after.delta(before, 'poolgraph_pool_connection_hold_seconds_count')).toBe(1);
+    expect(after.delta(before, 'poolgraph_pool_connection_hold_seconds_sum')).toBeCloseTo((stats?.heldMs ?? 0) / 1000, 6);
+    expect(after.delta(before, 'poolgraph_pool_acquire_timeouts_total')).toBe(0);
+
+    // graphql-yoga's prometheus plugin: the operation's duration, and the HTTP request's.
+    const operation = { operationName: 'Anonymous', operationType: 'query' };
+    expect(after.delta(before, 'graphql_envelop_request_duration_count', operation)).toBe(1);
+    expect(after.delta(before, 'graphql_yoga_http_duration_count', { ...operation, statusCode: '200' })).toBe(1);
+    expect(after.samples.some((sample) => 'url' in sample.labels)).toBe(false);
+  });
+
+  it('a request that runs no SQL counts as one without a connection', async () => {
+    const before = await scrape(metricsUrl());
+    await t.server.graphql('{ __typename }');
+    const after = await scrape(metricsUrl());
+    expect(after.delta(before, 'poolgraph_requests_total', { connection: 'none' })).toBe(1);
+    expect(after.delta(before, 'poolgraph_requests_total', { connection: 'taken' })).toBe(0);
+    expect(after.delta(before, 'poolgraph_request_statements_bucket', { le: '0' })).toBe(1);
+    expect(after.delta(before, 'poolgraph_pool_acquire_wait_seconds_count')).toBe(0);
+  });
+
+  it('shows the pool: configured size and max, open, idle and in-use connections, opened and closed', async () => {
+    const { pool } = t.server.server;
+    const metrics = await scrape(metricsUrl());
+    expect(metrics.value('poolgraph_pool_size')).toBe(POOL.size);
+    expect(metrics.value('poolgraph_pool_max')).toBe(POOL.size + POOL.maxOverflow);
+
+    // Use all 5 connections at once, then let the 3 overflow ones close after the idle timeout.
+    const before = await scrape(metricsUrl());
+    const holders = Array.from({ length: 5 }, () => t.server.graphql('{ sleep(seconds: 0.6) }'));
+    expect(await eventually(() => pool.totalCount === 5 && pool.idleCount === 0)).toBe(true);
+    const busy = await scrape(metricsUrl());
+    expect(busy.value('poolgraph_pool_connections')).toBe(5);
+    expect(busy.value('poolgraph_pool_connections_in_use')).toBe(5);
+    expect(busy.value('poolgraph_pool_connections_idle')).toBe(0);
+    await Promise.all(holders);
+    expect(await eventually(() => pool.totalCount === POOL.size, 5_000)).toBe(true);
+
+    const after = await scrape(metricsUrl());
+    expect(after.value('poolgraph_pool_connections')).toBe(POOL.size);
+    expect(after.value('poolgraph_pool_connections_idle')).toBe(POOL.size);
+    const opened = after.delta(before, 'poolgraph_pool_connections_opened_total');
+    const closed = after.delta(before, 'poolgraph_pool_connections_closed_total');
+    expect(opened - closed).toBe(after.value('poolgraph_pool_connections') - before.value('poolgraph_pool_connections'));
+    expect(closed).toBeGreaterThanOrEqual(3);
+    // Since the server started, what was opened and not closed is what is open.
+    expect(after.value('poolgraph_pool_connections_opened_total') - after.value('poolgraph_pool_connections_closed_total')).toBe(
+      POOL.size,
+    );
+  });
+
+  it('counts errors by operation name and extensions.code, masked ones as INTERNAL_SERVER_ERROR', async () => {
+    const before = await scrape(metricsUrl());
+    await t.server.graphql('query BadId { item(id: "not-a-number") { id } }');
+    await t.server.graphql('query Hidden { failingAfterSql }');
+    await t.server.graphql('query Misspelt { itemz { id } }');
+    await t.server.graphql('{ items { number } }');
+    const after = await scrape(metricsUrl());
+    const errors = (operationName: string, code: string) =>
+      after.delta(before, 'poolgraph_graphql_errors_total', { operationName, code });
+    expect(errors('BadId', 'BAD_USER_INPUT')).toBe(1);
+    expect(errors('Hidden', 'INTERNAL_SERVER_ERROR')).toBe(1);
+    expect(errors('Misspelt', 'GRAPHQL_VALIDATION_FAILED')).toBe(1);
+    const total = after.samples
+      .filter((sample) => sample.name === 'poolgraph_graphql_errors_total')
+      .reduce((sum, sample) => sum + sample.value, 0);
+    const totalBefore = before.samples
+      .filter((sample) => sample.name === 'poolgraph_graphql_errors_total')
+      .reduce((sum, sample) => sum + sample.value, 0);
+    expect(total - totalBefore).toBe(3);
+  });
+
+  it('keeps one registry per server: a second server in the process counts only its own requests', async () => {
+    const second = await startTestServer(t.database.url, { size: 1, maxOverflow: 0 });
+    try {
+      const secondUrl = new URL('/metrics', second.url).toString();
+      const before = await scrape(secondUrl);
+      await t.server.graphql(W1);
+      const after = await scrape(secondUrl);
+      expect(after.delta(before, 'poolgraph_request_statements_count')).toBe(0);
+      expect(after.value('poolgraph_pool_max')).toBe(1);
+      expect(second.server.metrics).not.toBe(t.server.server.metrics);
+      // Nothing lands in prom-client's global registry.
+      expect(globalRegistry.getMetricsAsArray()).toHaveLength(0);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('can be turned off: nothing recorded, and no /metrics', async () => {
+    const off = await startTestServer(t.database.url, { size: 1, maxOverflow: 0 }, { metrics: { enabled: false } });
+    try {
+      expect(off.server.metrics).toBeUndefined();
+      expect((await off.graphql(W1)).status).toBe(200);
+      expect((await fetch(new URL('/metrics', off.url))).status).toBe(404);
+    } finally {
+      await off.close();
+    }
+  });
+
+  it('can be served on a listener of its own (METRICS_PORT) instead of the app', async () => {
+    const apart = await startTestServer(t.database.url, { size: 1, maxOverflow: 0 }, { metrics: { endpoint: false } });
+    const registry = apart.server.metrics;
+    if (!registry) throw new Error('metrics are on by default');
+    const http = createHttpServer(createMetricsListener(registry));
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    try {
+      await apart.graphql(W1);
+      expect((await fetch(new URL('/metrics', apart.url))).status).toBe(404);
+      const port = (http.address() as AddressInfo).port;
+      const metrics = await scrape(`http://127.0.0.1:${port}/metrics`);
+      expect(metrics.value('poolgraph_request_statements_count')).toBe(1);
+      expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404);
+    } finally {
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      await apart.close();
+    }
+  });
+});
