@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
 import { buildSubgraphSchema } from '@apollo/subgraph';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { createYoga, useExecutionCancellation, type YogaServerInstance } from 'graphql-yoga';
 import { parse } from 'graphql';
@@ -156,6 +157,8 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     // graphql-yoga's own body limit: Content-Length checked up front, chunked bodies while read.
     maxRequestBodySize: limits.maxBodyBytes,
     graphiql: { title: 'poolgraph', defaultQuery: GRAPHIQL_DEFAULT_QUERY },
+    // GraphiQL's page and assets from npm (inlined), not from a CDN: it works offline.
+    renderGraphiQL,
     landingPage: false,
     logging: toYogaLogger(logger),
     // Masked errors keep what they hide (never sent), for useRequestLog to log with the request id.
