@@ -18,6 +18,7 @@ const TICKS_PER_SECOND = (() => {
 })();
 
 interface ProcStat {
+  command: string;
   ppid: number;
   /** utime + stime: this process's own CPU time. */
   ownTicks: number;
@@ -35,7 +36,12 @@ function readStat(pid: number): ProcStat | undefined {
   // The command name (field 2) may hold spaces and parentheses: split after its closing one.
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   const field = (n: number) => Number(fields[n - 3]);
-  return { ppid: field(4), ownTicks: field(14) + field(15), reapedChildrenTicks: field(16) + field(17) };
+  return {
+    command: text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')),
+    ppid: field(4),
+    ownTicks: field(14) + field(15),
+    reapedChildrenTicks: field(16) + field(17),
+  };
 }
 
 /** CPU seconds one process has used so far. */
@@ -83,4 +89,39 @@ export function machineBusySeconds(): number | undefined {
   const [label, user, nice, system, , , irq, softirq, steal] = (line ?? '').split(/\s+/);
   if (label !== 'cpu') return undefined;
   return [user, nice, system, irq, softirq, steal].reduce((sum, value) => sum + Number(value ?? 0), 0) / TICKS_PER_SECOND;
+}
+
+/** A process in a {@link processSnapshot}. */
+export interface ProcessEntry {
+  command: string;
+  ppid: number;
+  ticks: number;
+}
+
+/** CPU ticks of every process now, by pid, with its command name and parent. */
+export function processSnapshot(): Map<number, ProcessEntry> {
+  const snapshot = new Map<number, ProcessEntry>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = readStat(Number(entry));
+    if (stat) snapshot.set(Number(entry), { command: stat.command, ppid: stat.ppid, ticks: stat.ownTicks });
+  }
+  return snapshot;
+}
+
+/** The processes (other than `exclude`) that used the most CPU between two snapshots, as text. */
+export function busiestOthers(
+  before: Map<number, ProcessEntry>,
+  after: Map<number, ProcessEntry>,
+  exclude: (pid: number, entry: ProcessEntry) => boolean,
+  count: number,
+): string {
+  return [...after]
+    .filter(([pid, entry]) => !exclude(pid, entry))
+    .map(([pid, { command, ticks }]) => ({ pid, command, seconds: (ticks - (before.get(pid)?.ticks ?? 0)) / TICKS_PER_SECOND }))
+    .filter((entry) => entry.seconds > 0)
+    .sort((a, b) => b.seconds - a.seconds)
+    .slice(0, count)
+    .map((entry) => `${entry.command} (pid ${entry.pid}) ${entry.seconds.toFixed(1)} s`)
+    .join(', ');
 }

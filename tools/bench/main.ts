@@ -5,12 +5,14 @@
  *
  *   npm run bench -- [--seconds 10] [--warmup-seconds 2] [--connections 32]
  *                    [--workloads W1,W2,W3,W4,W5] [--targets poolgraph,raw,unpooled]
- *                    [--no-write] [--output docs/benchmarks.md] [--profile DIR] [--seed] [--verbose]
+ *                    [--no-write] [--output docs/benchmarks.md] [--profile DIR] [--seed] [--attempts 3]
+ *                    [--verbose]
  *
  * Without `DATABASE_URL` it starts an embedded PostgreSQL (with `pg_stat_statements`) in a temp
  * folder, seeded 100 x 100, and removes it afterwards. With `DATABASE_URL` it uses that database
  * as it finds it and never writes to it (W4 is skipped), unless `--seed` says it may replace all
- * of its rows with the data set (then W4 runs too). The last line printed is a JSON summary; the
+ * of its rows with the data set (then W4 runs too). A run during which other processes used the
+ * CPU is measured again, up to `--attempts` times. The last line printed is a JSON summary; the
  * exit code is 1 when any answer was wrong or any request failed.
  */
 import { execFileSync } from 'node:child_process';
@@ -22,13 +24,15 @@ import { parseArgs } from 'node:util';
 import { renderChart } from './chart.js';
 import { machineBusySeconds } from './cpu.js';
 import { type BenchDatabase, Observer, openBenchDatabase } from './database.js';
-import { type Measurement, measure } from './measure.js';
+import { type Measurement, measure, otherCores } from './measure.js';
 import type { ServerMode } from './protocol.js';
 import { allCorrect, rate, renderReport, type RunInfo } from './report.js';
 import { WORKLOAD_NAMES, WORKLOADS, type WorkloadName } from './workloads.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const POOL_SIZE = 10;
+/** Above this much CPU used by other processes (in cores), a run is measured again. */
+const BUSY_CORES = 0.15;
 const MAX_OVERFLOW = 0;
 /** The workloads each target answers: raw knows W1 and W2, unpooled is measured on W1. */
 const SUPPORTED: Record<ServerMode, readonly WorkloadName[]> = {
@@ -48,6 +52,7 @@ const { values } = parseArgs({
     'no-write': { type: 'boolean', default: false },
     profile: { type: 'string' },
     seed: { type: 'boolean', default: false },
+    attempts: { type: 'string', default: '3' },
     verbose: { type: 'boolean', default: false },
   },
 });
@@ -73,6 +78,7 @@ function list<T extends string>(name: string, value: string, allowed: readonly T
 const seconds = boundedInteger('seconds', values.seconds, 1, 600);
 const warmupSeconds = boundedInteger('warmup-seconds', values['warmup-seconds'], 0, 600);
 const connections = boundedInteger('connections', values.connections, 1, 1024);
+const attempts = boundedInteger('attempts', values.attempts, 1, 10);
 const workloads = list('workloads', values.workloads, WORKLOAD_NAMES);
 const targets = list<ServerMode>('targets', values.targets, ['poolgraph', 'raw', 'unpooled']);
 const profileDir = values.profile === undefined ? undefined : resolve(values.profile);
@@ -112,12 +118,24 @@ try {
     for (const target of targets) {
       for (const name of WORKLOAD_NAMES) {
         if (!workloads.includes(name) || !SUPPORTED[target].includes(name)) continue;
-        log(`${target} ${name}: ${warmupSeconds} s warm-up + ${seconds} s at c=${connections}`);
-        const measurement = await measure(target, WORKLOADS[name], context).catch(
-          (error: unknown): Measurement => ({ target, workload: name, status: 'failed', note: (error as Error).message }),
-        );
-        measurements.push(measurement);
-        log(`${target} ${name}: ${describe(measurement)}`);
+        // A run that shared the machine with other work is measured again (keeping the least
+        // disturbed attempt): its numbers would be low for reasons that are not the server's.
+        let kept: Measurement | undefined;
+        for (let attempt = 1; attempt <= attempts; attempt += 1) {
+          log(`${target} ${name}: ${warmupSeconds} s warm-up + ${seconds} s at c=${connections}`);
+          const measurement = await measure(target, WORKLOADS[name], context).catch(
+            (error: unknown): Measurement => ({ target, workload: name, status: 'failed', note: (error as Error).message }),
+          );
+          log(`${target} ${name}: ${describe(measurement)}`);
+          if (!kept || (otherCores(measurement) ?? 0) < (otherCores(kept) ?? 0)) kept = { ...measurement, attempts: attempt };
+          const other = otherCores(measurement);
+          if (other === undefined || other <= BUSY_CORES) break;
+          if (attempt < attempts) {
+            log(`other processes used ${other.toFixed(2)} cores during that run (${measurement.busiestOthers || 'unattributed'}): measuring again`);
+            await new Promise((resolve) => setTimeout(resolve, 5_000));
+          }
+        }
+        if (kept) measurements.push(kept);
       }
     }
 
@@ -167,6 +185,8 @@ try {
         errors: m.load ? m.load.errors + m.load.timeouts : undefined,
         statementsPerRequest: m.statementsPerRequest,
         peakConnections: m.peakConnections,
+        otherCores: otherCores(m),
+        attempts: m.attempts,
       })),
     };
     process.stdout.write(`${JSON.stringify(summary)}\n`);

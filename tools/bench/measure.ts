@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { BenchDatabase, Observer } from './database.js';
-import { machineBusySeconds, postgresCpuSeconds, processCpuSeconds } from './cpu.js';
+import { busiestOthers, machineBusySeconds, postgresCpuSeconds, processCpuSeconds, processSnapshot } from './cpu.js';
 import type { LoadResult } from './load.js';
 import { type ServerProcess, startLoad, startServer } from './processes.js';
 import type { ServerMode } from './protocol.js';
@@ -31,6 +31,10 @@ export interface Measurement {
   cpuSeconds?: { server?: number; postgres?: number; load: number; machine?: number };
   /** Wall time of the CPU window, in seconds. */
   windowSeconds?: number;
+  /** The other processes that used the most CPU during the measured run. */
+  busiestOthers?: string;
+  /** How many times it was measured (see `--attempts`); this is the least disturbed one. */
+  attempts?: number;
 }
 
 /** What {@link measure} needs besides the target and workload. */
@@ -110,6 +114,7 @@ export async function measure(target: ServerMode, workload: Workload, context: M
     const serverStatsBefore = await server.stats();
     const serverCpuBefore = processCpuSeconds(server.pid);
     const postgresCpuBefore = observer.postmasterPid && postgresCpuSeconds(observer.postmasterPid);
+    const processesBefore = processSnapshot();
     const machineBefore = machineBusySeconds();
     const startedAt = performance.now();
     observer.startPolling(POLL_INTERVAL_MS);
@@ -118,6 +123,7 @@ export async function measure(target: ServerMode, workload: Workload, context: M
     if (context.profileDir) await server.profile('stop');
     const windowSeconds = (performance.now() - startedAt) / 1000;
     const machineAfter = machineBusySeconds();
+    const processesAfter = processSnapshot();
     const serverCpuAfter = processCpuSeconds(server.pid);
     const postgresCpuAfter = observer.postmasterPid && postgresCpuSeconds(observer.postmasterPid);
     const peakConnections = await observer.stopPolling();
@@ -132,6 +138,9 @@ export async function measure(target: ServerMode, workload: Workload, context: M
       ? statementsAfter - statementsBefore
       : serverStatsAfter.statements - serverStatsBefore.statements;
     const answered = serverStatsAfter.requests - serverStatsBefore.requests;
+    const postmaster = observer.postmasterPid;
+    const ours = (pid: number, entry: { ppid: number }) =>
+      pid === process.pid || pid === server.pid || pid === load.pid || pid === postmaster || entry.ppid === postmaster;
     return {
       target,
       workload: workload.name,
@@ -147,11 +156,24 @@ export async function measure(target: ServerMode, workload: Workload, context: M
         machine: difference(machineBefore, machineAfter),
       },
       windowSeconds,
+      busiestOthers: busiestOthers(processesBefore, processesAfter, ours, 3),
     };
   } finally {
     await server.stop();
     if (workload.writes) await context.database.reseed();
   }
+}
+
+/**
+ * The cores used during the measured run by everything but the server, PostgreSQL and the load
+ * generator (other programs, the bench's orchestrator, kernel work charged to no process).
+ */
+export function otherCores(m: Measurement): number | undefined {
+  const cpu = m.cpuSeconds;
+  if (!cpu || !m.windowSeconds || cpu.machine === undefined || cpu.server === undefined || cpu.postgres === undefined) {
+    return undefined;
+  }
+  return (cpu.machine - cpu.server - cpu.postgres - cpu.load) / m.windowSeconds;
 }
 
 /** Waits until the server's counters stop moving (at most 5 s) and returns them. */
