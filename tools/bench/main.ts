@@ -5,14 +5,16 @@
  *
  *   npm run bench -- [--seconds 10] [--warmup-seconds 2] [--connections 32]
  *                    [--workloads W1,W2,W3,W4,W5] [--targets poolgraph,raw,unpooled]
- *                    [--no-write] [--output docs/benchmarks.md] [--profile DIR] [--seed] [--attempts 3]
- *                    [--verbose]
+ *                    [--rounds 1] [--attempts 3] [--no-write] [--output docs/benchmarks.md]
+ *                    [--profile DIR] [--seed] [--verbose]
  *
  * Without `DATABASE_URL` it starts an embedded PostgreSQL (with `pg_stat_statements`) in a temp
  * folder, seeded 100 x 100, and removes it afterwards. With `DATABASE_URL` it uses that database
  * as it finds it and never writes to it (W4 is skipped), unless `--seed` says it may replace all
  * of its rows with the data set (then W4 runs too). A run during which other processes used the
- * CPU is measured again, up to `--attempts` times. The last line printed is a JSON summary; the
+ * CPU is measured again, up to `--attempts` times. With `--rounds N` every run is repeated N times,
+ * the targets interleaved, and the median (by req/s) reported with the range. The last line
+ * printed is a JSON summary; the
  * exit code is 1 when any answer was wrong or any request failed.
  */
 import { execFileSync } from 'node:child_process';
@@ -24,7 +26,7 @@ import { parseArgs } from 'node:util';
 import { renderChart } from './chart.js';
 import { machineBusySeconds } from './cpu.js';
 import { type BenchDatabase, Observer, openBenchDatabase } from './database.js';
-import { type Measurement, measure, otherCores } from './measure.js';
+import { type Measurement, measure, median, otherCores } from './measure.js';
 import type { ServerMode } from './protocol.js';
 import { allCorrect, rate, renderReport, type RunInfo } from './report.js';
 import { WORKLOAD_NAMES, WORKLOADS, type WorkloadName } from './workloads.js';
@@ -53,6 +55,7 @@ const { values } = parseArgs({
     profile: { type: 'string' },
     seed: { type: 'boolean', default: false },
     attempts: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '1' },
     verbose: { type: 'boolean', default: false },
   },
 });
@@ -79,6 +82,7 @@ const seconds = boundedInteger('seconds', values.seconds, 1, 600);
 const warmupSeconds = boundedInteger('warmup-seconds', values['warmup-seconds'], 0, 600);
 const connections = boundedInteger('connections', values.connections, 1, 1024);
 const attempts = boundedInteger('attempts', values.attempts, 1, 10);
+const rounds = boundedInteger('rounds', values.rounds, 1, 20);
 const workloads = list('workloads', values.workloads, WORKLOAD_NAMES);
 const targets = list<ServerMode>('targets', values.targets, ['poolgraph', 'raw', 'unpooled']);
 const profileDir = values.profile === undefined ? undefined : resolve(values.profile);
@@ -114,30 +118,41 @@ try {
       LOG_LEVEL: process.env.LOG_LEVEL || 'warn',
     };
     const context = { database, observer, env, connections, seconds, warmupSeconds, profileDir, verbose: values.verbose, log };
-    const measurements: Measurement[] = [];
-    for (const target of targets) {
-      for (const name of WORKLOAD_NAMES) {
-        if (!workloads.includes(name) || !SUPPORTED[target].includes(name)) continue;
-        // A run that shared the machine with other work is measured again (keeping the least
-        // disturbed attempt): its numbers would be low for reasons that are not the server's.
-        let kept: Measurement | undefined;
-        for (let attempt = 1; attempt <= attempts; attempt += 1) {
-          log(`${target} ${name}: ${warmupSeconds} s warm-up + ${seconds} s at c=${connections}`);
-          const measurement = await measure(target, WORKLOADS[name], context).catch(
-            (error: unknown): Measurement => ({ target, workload: name, status: 'failed', note: (error as Error).message }),
-          );
-          log(`${target} ${name}: ${describe(measurement)}`);
-          if (!kept || (otherCores(measurement) ?? 0) < (otherCores(kept) ?? 0)) kept = { ...measurement, attempts: attempt };
-          const other = otherCores(measurement);
-          if (other === undefined || other <= BUSY_CORES) break;
-          if (attempt < attempts) {
-            log(`other processes used ${other.toFixed(2)} cores during that run (${measurement.busiestOthers || 'unattributed'}): measuring again`);
-            await new Promise((resolve) => setTimeout(resolve, 5_000));
-          }
-        }
-        if (kept) measurements.push(kept);
+    /**
+     * Measures one workload on one target; a run that shared the machine with other work is
+     * measured again, keeping the least disturbed attempt: its numbers would be low for reasons
+     * that are not the server's.
+     */
+    const measureUndisturbed = async (target: ServerMode, name: WorkloadName, round: number): Promise<Measurement> => {
+      let kept: Measurement | undefined;
+      let attempt = 1;
+      for (; ; attempt += 1) {
+        log(`${target} ${name}${rounds > 1 ? ` (round ${round})` : ''}: ${warmupSeconds} s warm-up + ${seconds} s at c=${connections}`);
+        const measurement = await measure(target, WORKLOADS[name], context).catch(
+          (error: unknown): Measurement => ({ target, workload: name, status: 'failed', note: (error as Error).message }),
+        );
+        log(`${target} ${name}: ${describe(measurement)}`);
+        if (!kept || (otherCores(measurement) ?? 0) < (otherCores(kept) ?? 0)) kept = measurement;
+        const other = otherCores(measurement);
+        if (other === undefined || other <= BUSY_CORES || attempt === attempts) break;
+        log(`other processes used ${other.toFixed(2)} cores during that run (${measurement.busiestOthers || 'unattributed'}): measuring again`);
+        await new Promise((resolve) => setTimeout(resolve, 5_000));
       }
+      return { ...kept, attempts: attempt };
+    };
+
+    // Rounds interleave the targets, so that a slow spell of the machine does not favour one.
+    const byRound: Measurement[][] = [];
+    for (let round = 1; round <= rounds; round += 1) {
+      const measured: Measurement[] = [];
+      for (const target of targets) {
+        for (const name of WORKLOAD_NAMES) {
+          if (workloads.includes(name) && SUPPORTED[target].includes(name)) measured.push(await measureUndisturbed(target, name, round));
+        }
+      }
+      byRound.push(measured);
     }
+    const measurements = (byRound[0] ?? []).map((first, i) => median(byRound.map((measured) => measured[i] ?? first)));
 
     const info: RunInfo = {
       date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
@@ -149,6 +164,7 @@ try {
       connections,
       seconds,
       warmupSeconds,
+      rounds,
       poolSize: POOL_SIZE,
       maxOverflow: MAX_OVERFLOW,
       statementSource: observer.statementSource
@@ -179,6 +195,7 @@ try {
         status: m.status,
         note: m.note,
         requestsPerSecond: m.load?.requestsPerSecond,
+        requestsPerSecondRange: m.range,
         requests: m.load?.requests,
         mismatches: m.load?.mismatches,
         non2xx: m.load?.non2xx,

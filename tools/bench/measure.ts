@@ -35,6 +35,8 @@ export interface Measurement {
   busiestOthers?: string;
   /** How many times it was measured (see `--attempts`); this is the least disturbed one. */
   attempts?: number;
+  /** With several rounds: the lowest and highest req/s of the rounds (this is the median one). */
+  range?: [number, number];
 }
 
 /** What {@link measure} needs besides the target and workload. */
@@ -162,6 +164,21 @@ export async function measure(target: ServerMode, workload: Workload, context: M
     await server.stop();
     if (workload.writes) await context.database.reseed();
   }
+}
+
+/**
+ * The round whose req/s is the median (the lower middle one of an even count), with the range of
+ * all rounds; a round that did not measure is returned instead, so that a failure shows.
+ */
+export function median(rounds: readonly Measurement[]): Measurement {
+  const failed = rounds.find((m) => m.status !== 'ok' || !m.load);
+  if (failed || rounds.length < 2) return failed ?? (rounds[0] as Measurement);
+  const sorted = [...rounds].sort((a, b) => (a.load?.requestsPerSecond ?? 0) - (b.load?.requestsPerSecond ?? 0));
+  const middle = sorted[Math.floor((sorted.length - 1) / 2)] as Measurement;
+  return {
+    ...middle,
+    range: [sorted[0]?.load?.requestsPerSecond ?? 0, sorted.at(-1)?.load?.requestsPerSecond ?? 0],
+  };
 }
 
 /**

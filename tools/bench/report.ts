@@ -13,6 +13,8 @@ export interface RunInfo {
   connections: number;
   seconds: number;
   warmupSeconds: number;
+  /** How many times each run was repeated (the median is reported). */
+  rounds: number;
   poolSize: number;
   maxOverflow: number;
   /** Where the statement counts came from, or why there are none. */
@@ -110,7 +112,8 @@ export function renderReport(info: RunInfo, measurements: readonly Measurement[]
     '',
     `Measured by \`npm run bench\` on ${info.date}: ${info.machine}, Node ${info.node}, PostgreSQL ${info.postgres} ` +
       `(${info.database}), poolgraph at ${info.commit}. ` +
-      `${info.connections} connections, ${info.seconds} s per workload after a ${info.warmupSeconds} s warm-up, ` +
+      `${info.connections} connections, ${info.seconds} s per workload after a ${info.warmupSeconds} s warm-up` +
+      (info.rounds > 1 ? `, each run ${info.rounds} times (targets interleaved; the median shown, the range in brackets), ` : ', ') +
       `100 categories × 100 items, \`POOL_SIZE=${info.poolSize}\`, \`POOL_MAX_OVERFLOW=${info.maxOverflow}\`.` +
       (info.profiled ? ' **Profiled run: the V8 CPU profiler ran in the server during each measured run, which slows it down.**' : ''),
     '',
@@ -129,7 +132,8 @@ export function renderReport(info: RunInfo, measurements: readonly Measurement[]
     }
     const l = m.load;
     lines.push(
-      `| ${m.target} | ${m.workload} | ${whole(l.requestsPerSecond)} | ${fixed(l.latencyMs.p50, 0)} | ${fixed(l.latencyMs.p99, 0)} | ` +
+      `| ${m.target} | ${m.workload} | ${whole(l.requestsPerSecond)}${m.range ? ` (${whole(m.range[0])}–${whole(m.range[1])})` : ''} | ` +
+        `${fixed(l.latencyMs.p50, 0)} | ${fixed(l.latencyMs.p99, 0)} | ` +
         `${l.non2xx} | ${l.errors + l.timeouts} | ${l.graphqlErrors} | ${l.mismatches} |`,
     );
   }
