@@ -3,8 +3,9 @@
  * own: `node --import tsx tools/bench/server.ts --mode poolgraph|unpooled|raw`.
  *
  * - `poolgraph`: the server `npm start` runs: `createServer` with the options `src/main.ts` passes
- *   (pool, limits, persisted documents, batching, all from the same environment variables), its
- *   pool warmed up to `POOL_SIZE`, on `createDrainableHttpServer`.
+ *   (pool, limits, persisted documents, batching, metrics with prom-client's default metrics,
+ *   readiness, all from the same environment variables), its pool warmed up to `POOL_SIZE`, on
+ *   `createDrainableHttpServer`. Keep it in step with `src/main.ts`.
  * - `unpooled`: the same server on a `pg.Pool` with `maxUses: 1`: pg-pool destroys each connection
  *   when it is released, so every request that runs SQL opens a new connection (TCP, startup,
  *   SCRAM authentication) and closes it afterwards. `max` stays `POOL_SIZE + POOL_MAX_OVERFLOW`,
@@ -22,6 +23,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { collectDefaultMetrics } from 'prom-client';
 import { createServer } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { APPLICATION_NAME, createPool, warmUpPool } from '../../src/db/pool.js';
@@ -79,6 +81,8 @@ if (mode === 'raw') {
     },
     batchLimit: config.httpBatchLimit,
     limits: config.limits,
+    metrics: { enabled: config.metrics.enabled, endpoint: config.metrics.port === undefined ? '/metrics' : false },
+    readiness: config.readiness,
     // Requests that used the database: one the load generator cut off before its first statement
     // ran none, and must not lower the statements per request.
     onScopeReleased(stats) {
@@ -87,6 +91,7 @@ if (mode === 'raw') {
       counters.statements += stats.statements;
     },
   });
+  if (server.metrics) collectDefaultMetrics({ register: server.metrics });
   pool = server.pool;
   listener = server.yoga;
   close = async () => {
