@@ -148,3 +148,18 @@ export class StatementTimeoutError extends PoolgraphError {
     super('The operation took too long and was cancelled.', ErrorCode.StatementTimeout, { cause });
   }
 }
+
+/**
+ * A copy of `error` with other `extensions` (GraphQLError's are read-only): same message,
+ * locations, path and original error, so masking and status rules see the same error.
+ */
+export function withExtensions(error: GraphQLError, extensions: Record<string, unknown>): GraphQLError {
+  return new GraphQLError(error.message, {
+    nodes: error.nodes ?? null,
+    source: error.source ?? null,
+    positions: error.positions ?? null,
+    path: error.path ?? null,
+    originalError: error.originalError ?? null,
+    extensions,
+  });
+}

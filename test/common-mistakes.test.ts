@@ -3,6 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { exitCode, npmStart, output } from './support/npm-start.js';
+import { unusedPort } from './support/tcp-proxy.js';
 
 /**
  * The mistakes people make on their first start, each run through the real `npm start`: each
@@ -28,16 +29,6 @@ async function expectOneLineFailure(env: Record<string, string>, message: RegExp
   expect(lastLine).toMatch(message);
   expect(run.stderr).not.toMatch(/^ {4}at /m);
   return run.stderr;
-}
-
-/** A TCP port of 127.0.0.1 with nothing listening on it (free a moment ago). */
-async function unusedPort(): Promise<number> {
-  const probe = createNetServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const address = probe.address();
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  if (typeof address !== 'object' || !address) throw new Error('no port');
-  return address.port;
 }
 
 describe('common mistakes at start', () => {

@@ -1,5 +1,4 @@
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +7,7 @@ import { migrateToLatest } from '../src/db/migrate.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { bannerPort, eventually, exitCode, npmStart, output, stopWithSigterm } from './support/npm-start.js';
 import { startTestServer, type TestServer } from './support/server.js';
-import { startTcpProxy } from './support/tcp-proxy.js';
+import { startTcpProxy, unusedPort } from './support/tcp-proxy.js';
 import { W1, W2 } from './support/workloads.js';
 
 let database: TestDatabase;
@@ -20,16 +19,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await database?.drop();
 });
-
-/** A port of 127.0.0.1 with nothing listening on it (free a moment ago). */
-async function unusedPort(): Promise<number> {
-  const probe = createNetServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const address = probe.address();
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  if (typeof address !== 'object' || !address) throw new Error('no port');
-  return address.port;
-}
 
 async function post(port: number, query: string) {
   const response = await fetch(`http://127.0.0.1:${port}/graphql`, {

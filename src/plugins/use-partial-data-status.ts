@@ -1,4 +1,5 @@
-import { GraphQLError, type ExecutionResult } from 'graphql';
+import type { ExecutionResult, GraphQLError } from 'graphql';
+import { withExtensions } from '../errors.js';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 
 /**
@@ -26,12 +27,5 @@ function hasData(result: ExecutionResult): boolean {
 function withoutHttpStatus(error: GraphQLError): GraphQLError {
   if (error.extensions?.http === undefined) return error;
   const { http: _http, ...extensions } = error.extensions;
-  return new GraphQLError(error.message, {
-    nodes: error.nodes ?? null,
-    source: error.source ?? null,
-    positions: error.positions ?? null,
-    path: error.path ?? null,
-    originalError: error.originalError ?? null,
-    extensions,
-  });
+  return withExtensions(error, extensions);
 }

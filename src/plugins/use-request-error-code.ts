@@ -1,6 +1,6 @@
-import { GraphQLError } from 'graphql';
+import type { GraphQLError } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
-import { ErrorCode } from '../errors.js';
+import { ErrorCode, withExtensions } from '../errors.js';
 
 /**
  * Gives request errors the code `BAD_USER_INPUT`. graphql-js raises them before execution
@@ -25,12 +25,5 @@ export function useRequestErrorCode(): Plugin {
 
 function withBadUserInputCode(error: GraphQLError): GraphQLError {
   if (error.extensions?.code !== undefined) return error;
-  return new GraphQLError(error.message, {
-    nodes: error.nodes ?? null,
-    source: error.source ?? null,
-    positions: error.positions ?? null,
-    path: error.path ?? null,
-    originalError: error.originalError ?? null,
-    extensions: { ...error.extensions, code: ErrorCode.BadUserInput },
-  });
+  return withExtensions(error, { ...error.extensions, code: ErrorCode.BadUserInput });
 }

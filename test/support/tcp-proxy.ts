@@ -93,3 +93,13 @@ export async function startTcpProxy(targetPort: number, port = 0): Promise<TcpPr
   };
   return proxy;
 }
+
+/** A TCP port of 127.0.0.1 with nothing listening on it (free a moment ago). */
+export async function unusedPort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const address = probe.address();
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  if (typeof address !== 'object' || !address) throw new Error('no port');
+  return address.port;
+}
