@@ -294,7 +294,8 @@ export class RequestScope {
       }
       throw new DatabaseUnavailableError(error);
     } finally {
-      this.#acquireWaitMs = performance.now() - started;
+      // Added up: a request whose first connection was dead waited for two.
+      this.#acquireWaitMs += performance.now() - started;
     }
     this.#connectionsTaken += 1;
     this.#acquiredAt = performance.now();
