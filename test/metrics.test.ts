@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { register as globalRegistry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { createMetricsListener } from '../src/metrics/metrics-listener.js';
+import { MAX_OPERATION_NAMES } from '../src/plugins/use-metrics.js';
 import { scrape } from './support/metrics.js';
 import { eventually, startTestServer, useTestEnvironment } from './support/server.js';
 import { W1, W2 } from './support/workloads.js';
@@ -14,6 +15,29 @@ const t = useTestEnvironment(POOL);
 const metricsUrl = () => new URL('/metrics', t.server.url).toString();
 
 describe('GET /metrics (Prometheus)', () => {
+  it('keeps at most MAX_OPERATION_NAMES client-chosen operation names as label values', async () => {
+    // Each distinct name would otherwise be a new time series kept for the life of the process.
+    // A server of its own, so the other tests' names keep their labels.
+    const flooded = await startTestServer(t.database.url);
+    let metrics;
+    try {
+      for (let n = 0; n < MAX_OPERATION_NAMES + 20; n += 1) {
+        await flooded.graphql(`query Flood${n} { __typename }`);
+        await flooded.graphql(`query FloodBad${n} { nope }`);
+      }
+      metrics = await scrape(new URL('/metrics', flooded.url).toString());
+    } finally {
+      await flooded.close();
+    }
+    for (const name of ['graphql_envelop_request_duration_count', 'graphql_yoga_http_duration_count', 'poolgraph_graphql_errors_total']) {
+      const names = new Set(
+        metrics.samples.filter((sample) => sample.name === name).map((sample) => sample.labels.operationName),
+      );
+      expect(names.size, name).toBeLessThanOrEqual(MAX_OPERATION_NAMES + 1);
+      expect(names.has('other'), name).toBe(true);
+    }
+  });
+
   it('after a W2 request, shows the statements it ran and the loader batches it dispatched', async () => {
     const before = await scrape(metricsUrl());
     const { response, stats } = await t.server.measure(W2);

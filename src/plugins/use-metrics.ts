@@ -1,4 +1,4 @@
-import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
+import { createCounter, createHistogram, usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import { type DocumentNode, type ExecutionResult, getOperationAST } from 'graphql';
 import { isAsyncIterable, type Plugin, type YogaInitialContext } from 'graphql-yoga';
 import { Counter, type Registry } from 'prom-client';
@@ -15,6 +15,25 @@ export interface UseMetricsOptions {
 const ANONYMOUS = 'Anonymous';
 /** The `code` label of an error without `extensions.code`. */
 const NO_CODE = 'NONE';
+/**
+ * The most distinct operation names kept as label values; names seen after that are counted as
+ * `other`. Clients choose operation names, and every distinct label value is a time series kept
+ * for the life of the process.
+ */
+export const MAX_OPERATION_NAMES = 100;
+const OTHER = 'other';
+
+/** Maps client-chosen operation names to a bounded set of label values. */
+function boundedOperationNames(): (name: string | undefined) => string {
+  const known = new Set<string>();
+  return (name) => {
+    const value = name || ANONYMOUS;
+    if (known.has(value)) return value;
+    if (known.size >= MAX_OPERATION_NAMES) return OTHER;
+    known.add(value);
+    return value;
+  };
+}
 
 /**
  * GraphQL metrics, and the `/metrics` endpoint, on `registry`.
@@ -32,11 +51,23 @@ const NO_CODE = 'NONE';
  * In its place, `poolgraph_graphql_errors_total{operationName, code}` counts the errors clients
  * received, by `extensions.code` (`NONE` when an error has none): masked errors as
  * `INTERNAL_SERVER_ERROR`, refusals before parsing (CSRF, body size, persisted documents) too.
- * Operation names are chosen by clients: with untrusted clients, `PERSISTED_DOCUMENTS=only`
- * keeps their number bounded.
+ * Operation names are chosen by clients, so every metric keeps at most
+ * {@link MAX_OPERATION_NAMES} of them as label values (later ones count as `other`).
  */
 export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContext> {
   const { registry } = options;
+  const operationName = boundedOperationNames();
+  const operationLabels = (params: { operationName?: string; operationType?: string }) => ({
+    operationName: operationName(params.operationName),
+    operationType: params.operationType ?? 'unknown',
+  });
+  const operationHistogram = <Phase extends string>(name: string, help: string, phases: [Phase, ...Phase[]]) =>
+    createHistogram({
+      registry,
+      histogram: { name, help, labelNames: ['operationName', 'operationType'] as const },
+      fillLabelsFn: operationLabels,
+      phases,
+    });
   const errors = new Counter({
     name: 'poolgraph_graphql_errors_total',
     help: 'GraphQL errors sent to clients, by operation name and extensions.code.',
@@ -48,10 +79,10 @@ export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContex
   /** Requests whose errors were counted per operation, in `onExecutionResult`. */
   const counted = new WeakSet<Request>();
 
-  function count(result: ExecutionResult | undefined, operationName: string): void {
+  function count(result: ExecutionResult | undefined, name: string): void {
     for (const error of result?.errors ?? []) {
       const code = error.extensions?.['code'];
-      errors.inc({ operationName, code: typeof code === 'string' ? code : NO_CODE });
+      errors.inc({ operationName: operationName(name), code: typeof code === 'string' ? code : NO_CODE });
     }
   }
 
@@ -61,12 +92,45 @@ export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContex
         usePrometheus({
           registry,
           endpoint: options.endpoint,
+          // The plugin's own metrics, declared here only to bound their operationName label.
           metrics: {
-            graphql_envelop_request: true,
-            graphql_envelop_request_duration: true,
-            graphql_envelop_phase_parse: true,
-            graphql_envelop_phase_validate: true,
-            graphql_yoga_http_duration: true,
+            graphql_envelop_request: createCounter({
+              registry,
+              counter: {
+                name: 'graphql_envelop_request',
+                help: 'Counts the amount of GraphQL requests executed through Envelop',
+                labelNames: ['operationName', 'operationType'] as const,
+              },
+              fillLabelsFn: operationLabels,
+            }),
+            graphql_envelop_request_duration: operationHistogram(
+              'graphql_envelop_request_duration',
+              'Time spent on running the GraphQL operation from parse to execute',
+              ['execute', 'subscribe'],
+            ),
+            graphql_envelop_phase_parse: operationHistogram(
+              'graphql_envelop_phase_parse',
+              'Time spent on running GraphQL "parse" function',
+              ['parse'],
+            ),
+            graphql_envelop_phase_validate: operationHistogram(
+              'graphql_envelop_phase_validate',
+              'Time spent on running GraphQL "validate" function',
+              ['validate'],
+            ),
+            graphql_yoga_http_duration: createHistogram({
+              registry,
+              histogram: {
+                name: 'graphql_yoga_http_duration',
+                help: 'Time spent on HTTP connection',
+                labelNames: ['operationName', 'operationType', 'method', 'statusCode'] as const,
+              },
+              fillLabelsFn: (params, { request, response }: { request: Request; response: Response }) => ({
+                ...operationLabels(params),
+                method: request.method,
+                statusCode: response.status,
+              }),
+            }),
             graphql_envelop_request_time_summary: false,
             graphql_envelop_deprecated_field: false,
             graphql_envelop_phase_context: false,
