@@ -83,6 +83,17 @@ describe('GET /health and GET /ready', () => {
     expect((await ready(t.server.url)).status).toBe(200);
   });
 
+  it('answers only its exact path: a GraphQL request whose URL ends in /ready stays a GraphQL request', async () => {
+    const acquired = t.server.acquired.length;
+    const response = await fetch(`${t.server.url}?x=/ready`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ __typename }' }),
+    });
+    expect(await response.json()).toEqual({ data: { __typename: 'Query' } });
+    expect(t.server.acquired.length).toBe(acquired);
+  });
+
   it('shares one ping among concurrent checks', async () => {
     const acquired = t.server.acquired.length;
     const reports = await Promise.all(Array.from({ length: 10 }, () => t.server.server.readiness.check()));
