@@ -127,10 +127,8 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
   const pool = options.database instanceof pg.Pool ? options.database : createPool(options.database, logger);
   // A lent pool gets the same per-connection error listener createPool gives its own.
   if (!ownsPool) guardConnectionErrors(pool, logger);
-  const poolTimeoutMs =
-    options.database instanceof pg.Pool
-      ? (options.database.options.connectionTimeoutMillis ?? 0)
-      : options.database.timeoutMs;
+  // createPool sets it from `timeoutMs`; a lent pool says its own.
+  const poolTimeoutMs = pool.options.connectionTimeoutMillis ?? 0;
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const graphqlEndpoint = options.graphqlEndpoint ?? '/graphql';
   const { endpoint: readyEndpoint = '/ready', ...readinessOptions } = options.readiness ?? {};
@@ -203,9 +201,12 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     },
     async close() {
       readiness.startDraining();
-      await yoga.dispose();
-      detachPoolMetrics?.();
-      if (ownsPool) await pool.end();
+      try {
+        await yoga.dispose();
+      } finally {
+        detachPoolMetrics?.();
+        if (ownsPool) await pool.end();
+      }
     },
   };
 }

@@ -1,14 +1,12 @@
-import { Kysely, PostgresDialect } from 'kysely';
-import pg from 'pg';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics } from 'prom-client';
 import { createServer } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { migrateToLatest } from './db/migrate.js';
+import { withOneConnection } from './db/one-connection.js';
 import { describeDatabaseUrl, openDatabase } from './db/open-database.js';
 import { waitForDatabase } from './db/wait-for-database.js';
 import { warmUpPool } from './db/pool.js';
-import type { Database } from './db/schema.js';
 import { DEFAULT_SEED_SIZE, isEmpty, seed } from './db/seed.js';
 import { createDrainableHttpServer } from './http-server.js';
 import { createLogger, resolveLogFormat } from './logger.js';
@@ -106,17 +104,12 @@ async function main(): Promise<void> {
 }
 
 async function seedIfEmpty(url: string, logger: Logger): Promise<void> {
-  const db = new Kysely<Database>({
-    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }),
-  });
-  try {
+  await withOneConnection(url, async (db) => {
     if (await isEmpty(db)) {
       await seed(db, DEFAULT_SEED_SIZE);
       logger.info(DEFAULT_SEED_SIZE, 'seeded the empty embedded database');
     }
-  } finally {
-    await db.destroy();
-  }
+  });
 }
 
 /**

@@ -19,10 +19,9 @@ import { createServer } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { type EmbeddedDatabase, startEmbeddedDatabase } from '../src/db/embedded.js';
 import { migrateToLatest } from '../src/db/migrate.js';
+import { withOneConnection } from '../src/db/one-connection.js';
 import { APPLICATION_NAME } from '../src/db/pool.js';
 import { createDrainableHttpServer } from '../src/http-server.js';
-import { Kysely, PostgresDialect } from 'kysely';
-import type { Database } from '../src/db/schema.js';
 import { seed } from '../src/db/seed.js';
 
 const { values } = parseArgs({
@@ -73,9 +72,7 @@ let embedded: EmbeddedDatabase | undefined = await startEmbeddedDatabase({ dataD
 const url = embedded.url;
 const dbPort = Number(new URL(url).port);
 await migrateToLatest(url);
-const seeder = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }) });
-await seed(seeder, { categories: 100, itemsPerCategory: 100 });
-await seeder.destroy();
+await withOneConnection(url, (db) => seed(db, { categories: 100, itemsPerCategory: 100 }));
 
 const server = createServer({ database: { ...pool, connectionString: url }, logger: pino({ level: 'silent' }) });
 const http = createDrainableHttpServer(server.yoga);

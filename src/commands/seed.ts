@@ -4,9 +4,7 @@
  * Defaults to 100 x 100, the benchmark's size.
  */
 import { parseArgs } from 'node:util';
-import { Kysely, PostgresDialect } from 'kysely';
-import pg from 'pg';
-import type { Database } from '../db/schema.js';
+import { withOneConnection } from '../db/one-connection.js';
 import { DEFAULT_SEED_SIZE, seed } from '../db/seed.js';
 import { runCommand } from './run-command.js';
 
@@ -33,14 +31,9 @@ const size = {
 };
 
 runCommand(async ({ url }, logger) => {
-  const db = new Kysely<Database>({
-    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }),
-  });
-  try {
+  await withOneConnection(url, async (db) => {
     const started = performance.now();
     await seed(db, size);
     logger.info({ ...size, ms: Math.round(performance.now() - started) }, 'seeded');
-  } finally {
-    await db.destroy();
-  }
+  });
 });

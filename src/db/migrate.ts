@@ -1,6 +1,6 @@
-import { Kysely, Migrator, PostgresDialect, type MigrationResultSet } from 'kysely';
-import pg from 'pg';
+import { Migrator, type MigrationResultSet } from 'kysely';
 import { migrations } from './migrations/index.js';
+import { withOneConnection } from './one-connection.js';
 
 /** The database was migrated by a newer poolgraph: it has migrations this code does not know. */
 export class MigrationError extends Error {
@@ -16,10 +16,7 @@ export class MigrationError extends Error {
  * together do not race. Returns the names of the migrations it applied.
  */
 export async function migrateToLatest(connectionString: string): Promise<string[]> {
-  const db = new Kysely<unknown>({
-    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString, max: 1 }) }),
-  });
-  try {
+  return withOneConnection<string[], unknown>(connectionString, async (db) => {
     const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
     const { error, results }: MigrationResultSet = await migrator.migrateToLatest();
     if (error) {
@@ -39,9 +36,7 @@ export async function migrateToLatest(connectionString: string): Promise<string[
       );
     }
     return (results ?? []).map((result) => result.migrationName);
-  } finally {
-    await db.destroy();
-  }
+  });
 }
 
 function errorMessage(error: unknown): string {

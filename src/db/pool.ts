@@ -95,6 +95,9 @@ export function guardConnectionErrors(pool: pg.Pool, logger?: Logger): void {
  * connections the pool keeps are open before the first request instead of during it.
  */
 export async function warmUpPool(pool: pg.Pool, count: number): Promise<void> {
-  const clients = await Promise.all(Array.from({ length: count }, () => pool.connect()));
-  for (const client of clients) client.release();
+  const opened = await Promise.allSettled(Array.from({ length: count }, () => pool.connect()));
+  // Give back every connection that opened, even when another failed.
+  for (const result of opened) if (result.status === 'fulfilled') result.value.release();
+  const failed = opened.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
 }

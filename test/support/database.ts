@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { migrateToLatest } from '../../src/db/migrate.js';
+import { withOneConnection } from '../../src/db/one-connection.js';
 import { APPLICATION_NAME } from '../../src/db/pool.js';
-import type { Database } from '../../src/db/schema.js';
 import { type SeedSize, seed } from '../../src/db/seed.js';
 
 /** The seed tests use unless they ask for another: enough for W2 (20 categories x 10 items). */
@@ -34,12 +33,7 @@ export async function createTestDatabase(size: SeedSize = TEST_SEED): Promise<Te
   }
   const url = withDatabase(adminUrl, name);
   await migrateToLatest(url);
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }) });
-  try {
-    await seed(db, size);
-  } finally {
-    await db.destroy();
-  }
+  await withOneConnection(url, (db) => seed(db, size));
 
   const observer = new pg.Pool({ connectionString: url, max: 1, application_name: 'poolgraph-test' });
   const query = async <Row extends pg.QueryResultRow>(sql: string, params: unknown[] = []) =>

@@ -2,12 +2,12 @@ import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { sql } from 'kysely';
 import pg from 'pg';
 import { startEmbeddedDatabase } from '../../src/db/embedded.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
+import { withOneConnection } from '../../src/db/one-connection.js';
 import { APPLICATION_NAME } from '../../src/db/pool.js';
-import type { Database } from '../../src/db/schema.js';
 import { seed } from '../../src/db/seed.js';
 import { parentPid } from './cpu.js';
 import { BENCH_SEED } from './workloads.js';
@@ -72,13 +72,10 @@ export async function openBenchDatabase(databaseUrl: string | undefined, seedDat
 /** Migrates, replaces every row with the 100 x 100 data set, and refreshes the planner's statistics. */
 async function prepare(url: string): Promise<void> {
   await migrateToLatest(url);
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }) });
-  try {
+  await withOneConnection(url, async (db) => {
     await seed(db, BENCH_SEED);
     await sql`analyze items, categories`.execute(db);
-  } finally {
-    await db.destroy();
-  }
+  });
 }
 
 /**
