@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics } from 'prom-client';
 import { createServer } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
+import { checkConnectionBudget } from './db/connection-budget.js';
 import { migrateToLatest } from './db/migrate.js';
 import { withOneConnection } from './db/one-connection.js';
 import { describeDatabaseUrl, openDatabase } from './db/open-database.js';
@@ -52,6 +53,8 @@ async function main(): Promise<void> {
     // CPU, memory, event-loop delay, GC: about this process, so added here rather than by createServer.
     if (server.metrics) collectDefaultMetrics({ register: server.metrics });
     await warmUpPool(server.pool, config.pool.size);
+    const max = config.pool.size + config.pool.maxOverflow;
+    await checkConnectionBudget([{ name: 'primary', max, url: database.url, open: server.pool.totalCount }], { logger, pooler: 'none' });
     const http = createDrainableHttpServer(server.yoga);
     const metricsHttp =
       server.metrics && config.metrics.port !== undefined
