@@ -16,6 +16,8 @@ import type { RequestScopeStats } from './db/request-scope.js';
 import { createLogger, toYogaLogger } from './logger.js';
 import { registerPoolMetrics } from './metrics/pool-metrics.js';
 import { createRequestMetrics, type RequestMetrics } from './metrics/request-metrics.js';
+import { useBodyLimit } from './plugins/use-body-limit.js';
+import { useCompiledExecution } from './plugins/use-compiled-execution.js';
 import { DEFAULT_LIMITS, type Limits, useLimits } from './plugins/use-limits.js';
 import { useMetrics } from './plugins/use-metrics.js';
 import { usePartialDataStatus } from './plugins/use-partial-data-status.js';
@@ -152,8 +154,8 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     graphqlEndpoint,
     healthCheckEndpoint: '/health',
     batching: options.batchLimit ? { limit: options.batchLimit } : false,
-    // graphql-yoga's own body limit: Content-Length checked up front, chunked bodies while read.
-    maxRequestBodySize: limits.maxBodyBytes,
+    // Enforced by useBodyLimit instead (same checks and error, without a stream per request).
+    maxRequestBodySize: false,
     graphiql: { title: 'poolgraph', defaultQuery: GRAPHIQL_DEFAULT_QUERY },
     // GraphiQL's page and assets from npm (inlined), not from a CDN: it works offline.
     renderGraphiQL,
@@ -171,6 +173,7 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
       // A browser sends a form or text/plain POST (or a GET) cross-site without a CORS preflight;
       // such requests must carry a header a form cannot set. JSON POSTs are preflighted: unaffected.
       useCSRFPrevention({ requestHeaders: CSRF_HEADERS }),
+      useBodyLimit(limits.maxBodyBytes),
       useLimits(limits),
       ...(options.persistedDocuments ? [usePersistedDocuments(options.persistedDocuments)] : []),
       useRequestScope({
@@ -186,8 +189,10 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
       }),
       usePartialDataStatus(),
       useRequestErrorCode(),
-      // Stop resolving fields of an operation whose client went away.
+      // Stop resolving fields of an operation whose client went away (graphql-jit, below, runs
+      // without this check: a released scope still refuses the statements of an aborted request).
       useExecutionCancellation(),
+      useCompiledExecution(),
     ],
   });
 

@@ -1,3 +1,5 @@
+// First, before graphql-js loads (see the module).
+import './production-mode.js';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics } from 'prom-client';
 import { createServer } from './app.js';

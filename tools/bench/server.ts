@@ -18,6 +18,8 @@
  * profiles its main thread between `POST /__bench/profile/start` and `/stop`. SIGTERM drains and
  * exits 0.
  */
+// First, before graphql-js loads, as in src/main.ts.
+import '../../src/production-mode.js';
 import { writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Session } from 'node:inspector/promises';
