@@ -126,17 +126,18 @@ export class DatabaseBusyError extends PoolgraphError {
 export class DatabaseUnavailableError extends PoolgraphError {
   readonly code = ErrorCode.DatabaseUnavailable;
   /**
-   * @param duringCommit - the connection broke while COMMIT was in flight, so whether the write
-   *   was saved is unknown: the message says so and `extensions.writeOutcome` is `UNKNOWN`, so a
-   *   client knows to check before it retries a write that is not idempotent.
+   * @param writeOutcomeUnknown - the connection broke while a write (a COMMIT, or a write statement
+   *   outside a transaction) was in flight, so whether it was saved is unknown: the message says
+   *   so and `extensions.writeOutcome` is `UNKNOWN`, so a client knows to check before it retries
+   *   a write that is not idempotent.
    */
-  constructor(cause?: unknown, duringCommit = false) {
+  constructor(cause?: unknown, writeOutcomeUnknown = false) {
     super(
-      duringCommit
+      writeOutcomeUnknown
         ? 'The connection to the database broke while saving: the write may or may not have been saved. Check before retrying.'
         : 'The database is unavailable. Try again shortly.',
       ErrorCode.DatabaseUnavailable,
-      { httpStatus: 503, cause, ...(duringCommit ? { extensions: { writeOutcome: 'UNKNOWN' } } : {}) },
+      { httpStatus: 503, cause, ...(writeOutcomeUnknown ? { extensions: { writeOutcome: 'UNKNOWN' } } : {}) },
     );
   }
 }

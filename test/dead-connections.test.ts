@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PRE_PING_AFTER_IDLE_MS } from '../src/db/request-scope.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
@@ -45,13 +46,28 @@ describe('a pooled connection that died unnoticed', () => {
     ]);
   });
 
-  it('is replaced when a mutation finds it dead at BEGIN, and the item is written once', async () => {
+  it('is replaced when a mutation finds it dead at the ping before its write, and the item is written once', async () => {
     await poolHoldsADeadConnection();
+    // A write on a connection idle this long is preceded by a ping, which may be retried.
+    await new Promise((resolve) => setTimeout(resolve, PRE_PING_AFTER_IDLE_MS));
     const released = server.released.length;
     const { body } = await server.graphql('mutation { createItem(input: { number: 4711, label: "once" }) { id } }');
     expect(body.errors).toBeUndefined();
     expect(server.released.slice(released)).toEqual([expect.objectContaining({ retried: true, connectionsTaken: 2 })]);
     expect(await database.query('select id from items where label = $1', ['once'])).toHaveLength(1);
+  });
+
+  it('fails a write it cannot retry with writeOutcome UNKNOWN, and nothing is written twice', async () => {
+    // Used a moment ago: no ping, so the INSERT itself meets the dead connection. It may have
+    // reached the server before the connection died, so it is never sent again.
+    await poolHoldsADeadConnection();
+    const released = server.released.length;
+    const { status, body } = await server.graphql('mutation { createItem(input: { number: 4712, label: "unknown" }) { id } }');
+    expect(status).toBe(503);
+    expect(body.errors?.[0]?.extensions).toMatchObject({ code: 'DATABASE_UNAVAILABLE', writeOutcome: 'UNKNOWN' });
+    expect(server.released.slice(released)).toEqual([expect.objectContaining({ retried: false, destroyed: true })]);
+    expect((await database.query('select id from items where label = $1', ['unknown'])).length).toBeLessThanOrEqual(1);
+    expect((await server.graphql(W1)).body.data?.items).toHaveLength(20);
   });
 
   it('fails a request with DATABASE_UNAVAILABLE when the connection dies after its first statement', async () => {

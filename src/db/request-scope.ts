@@ -46,6 +46,15 @@ export class RequestFinishedError extends Error {
   }
 }
 
+/** A statement that may change rows (Kysely writes them in lower case; a CTE may hide a write). */
+const WRITE_STATEMENT = /^\s*(insert|update|delete|merge|with)\b/i;
+
+/** A write on a connection idle at least this long is preceded by a ping (see `#needsPrePing`). */
+export const PRE_PING_AFTER_IDLE_MS = 250;
+
+/** When each healthy connection last went back to the pool (`performance.now()`). */
+const lastReturned = new WeakMap<pg.PoolClient, number>();
+
 /** The message pg-pool rejects `connect()` with when `connectionTimeoutMillis` elapses. */
 const POOL_TIMEOUT_MESSAGE = 'timeout exceeded when trying to connect';
 
@@ -130,7 +139,8 @@ export class RequestScope {
     this.#lastStatement = new Promise((resolve) => (done = resolve));
     try {
       await previous;
-      const client = await this.#connection();
+      let client = await this.#connection();
+      if (this.#needsPrePing(sql, client)) client = await this.#prePing(client);
       this.#statements += 1;
       try {
         const result = await client.query(sql, [...parameters]);
@@ -147,7 +157,7 @@ export class RequestScope {
         return result;
       }
     } catch (error) {
-      throw this.#translate(error);
+      throw this.#translate(error, WRITE_STATEMENT.test(sql));
     } finally {
       done();
       this.#inFlight -= 1;
@@ -225,6 +235,31 @@ export class RequestScope {
     );
   }
 
+  /**
+   * A write sent as the first statement on a connection cannot run again if that connection turns
+   * out to be dead (it may have failed after the server ran it). A connection that sat in the pool
+   * for a while is the one that may have died unnoticed, so such a write is preceded by a ping
+   * (SQLAlchemy's `pool_pre_ping`), which can be retried. Under load connections are never idle
+   * that long, and writes pay nothing.
+   */
+  #needsPrePing(sql: string, client: pg.PoolClient): boolean {
+    if (!this.#writes || this.#answeredOnConnection > 0 || this.#retried || !WRITE_STATEMENT.test(sql)) return false;
+    const idleSince = lastReturned.get(client);
+    return idleSince === undefined || performance.now() - idleSince >= PRE_PING_AFTER_IDLE_MS;
+  }
+
+  async #prePing(client: pg.PoolClient): Promise<pg.PoolClient> {
+    this.#statements += 1;
+    try {
+      await client.query(';');
+      this.#answeredOnConnection += 1;
+      return client;
+    } catch (error) {
+      if (!isConnectionFailure(error)) throw error;
+      return this.#replaceDeadConnection(client, error);
+    }
+  }
+
   async #replaceDeadConnection(dead: pg.PoolClient, error: unknown): Promise<pg.PoolClient> {
     this.#retried = true;
     dead.removeListener('error', this.#onClientError);
@@ -263,6 +298,7 @@ export class RequestScope {
         if (this.#broken === undefined && client.getTransactionStatus() !== 'I') {
           this.#broken = new Error('connection released inside a transaction');
         }
+        if (this.#broken === undefined) lastReturned.set(client, performance.now());
         // pg-pool destroys a client released with a truthy error instead of pooling it.
         client.release(this.#broken === undefined ? undefined : toError(this.#broken));
       }
@@ -310,7 +346,8 @@ export class RequestScope {
     this.#broken ??= error;
   };
 
-  #translate(error: unknown): unknown {
+  /** `wrote`: the failed statement was a write, whose outcome a lost connection leaves unknown. */
+  #translate(error: unknown, wrote: boolean): unknown {
     if (error instanceof DatabaseBusyError || error instanceof DatabaseUnavailableError) {
       return error;
     }
@@ -319,7 +356,7 @@ export class RequestScope {
     }
     if (this.#broken !== undefined || isConnectionFailure(error)) {
       this.#broken ??= error;
-      return new DatabaseUnavailableError(error);
+      return new DatabaseUnavailableError(error, wrote && this.#transactionOwner === undefined);
     }
     return error;
   }

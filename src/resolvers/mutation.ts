@@ -6,18 +6,18 @@ import { deleteItem, insertItem, isUnknownCategoryError, updateItem } from '../r
 import { parseId, parseText } from './arguments.js';
 
 /**
- * Writes. Each field runs in its own transaction on the request's connection, so a failure leaves
- * no partial row; afterwards the request's loaders are cleared (and primed with the new row) so
- * the rest of the operation reads its own write.
+ * Writes. Each field is ONE SQL statement, which PostgreSQL runs atomically (a statement outside
+ * a transaction block is a transaction of its own), so a failure leaves no partial row without
+ * the round trips of BEGIN and COMMIT. Afterwards the request's loaders are cleared (and primed
+ * with the new row) so the rest of the operation reads its own write.
  */
 export const Mutation: MutationResolvers = {
   async createItem(_parent, { input }, { db, loaders }) {
     const categoryId = input.categoryId == null ? null : parseId(input.categoryId, 'input.categoryId');
     const label = input.label == null ? undefined : parseText(input.label, 'input.label');
-    const row = await db
-      .transaction()
-      .execute((trx) => insertItem(trx, { number: input.number, label, categoryId }))
-      .catch(rethrowUnknownCategory(categoryId));
+    const row = await insertItem(db, { number: input.number, label, categoryId }).catch(
+      rethrowUnknownCategory(categoryId),
+    );
     loaders.clearAfterWrite();
     loaders.itemById.prime(row.id, row);
     return row;
@@ -34,10 +34,7 @@ export const Mutation: MutationResolvers = {
       changes.category_id =
         input.categoryId === null ? null : parseId(input.categoryId, 'input.categoryId');
     }
-    const row = await db
-      .transaction()
-      .execute((trx) => updateItem(trx, itemId, changes))
-      .catch(rethrowUnknownCategory(changes.category_id));
+    const row = await updateItem(db, itemId, changes).catch(rethrowUnknownCategory(changes.category_id));
     if (!row) throw new NotFoundError(`No item has id ${itemId}.`);
     loaders.clearAfterWrite();
     loaders.itemById.prime(row.id, row);
@@ -46,7 +43,7 @@ export const Mutation: MutationResolvers = {
 
   async deleteItem(_parent, { id }, { db, loaders }) {
     const itemId = parseId(id, 'id');
-    const deleted = await db.transaction().execute((trx) => deleteItem(trx, itemId));
+    const deleted = await deleteItem(db, itemId);
     loaders.clearAfterWrite();
     return deleted;
   },

@@ -95,7 +95,7 @@ export const WORKLOADS: Readonly<Record<WorkloadName, Workload>> = {
   },
   W4: {
     name: 'W4',
-    summary: '`createItem` (one INSERT, in its transaction)',
+    summary: '`createItem` (one INSERT, atomic on its own)',
     body: JSON.stringify({ query: W4_QUERY }),
     expected: { pattern: /^\{"data":\{"createItem":\{"id":"\d+"\}\}\}$/ },
     writes: true,
