@@ -7,6 +7,11 @@ import { DEFAULT_LIMITS, type Limits } from './plugins/use-limits.js';
 export interface Config {
   /** `DATABASE_URL`; undefined means "start the embedded PostgreSQL". */
   databaseUrl: string | undefined;
+  /**
+   * `DATABASE_REPLICA_URL`: a read replica; query operations run on a pool of their own to it
+   * (falling back to the primary while it does not answer). Undefined: everything on the primary.
+   */
+  replicaUrl: string | undefined;
   /** `DATA_DIR`: where the embedded PostgreSQL keeps its data. */
   dataDir: string;
   /** `PORT` to listen on; 0 picks a free one. */
@@ -76,6 +81,11 @@ const environment = z
       .string()
       .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
       .optional(),
+    DATABASE_REPLICA_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+    DATABASE_POOLER: z.enum(['none', 'transaction'], 'must be none or transaction').prefault('none'),
     DATA_DIR: z.string().prefault('.data'),
     PORT: integer(0, 65535).prefault('4000'),
     HOST: z.string().optional(),
@@ -126,7 +136,7 @@ const environment = z
   });
 
 /** Variables whose values are never printed (they may hold a password). */
-const SECRET_VARIABLES = new Set(['DATABASE_URL']);
+const SECRET_VARIABLES = new Set(['DATABASE_URL', 'DATABASE_REPLICA_URL']);
 
 /**
  * Reads every setting from `env` (empty values count as unset), or throws a {@link ConfigError}
@@ -149,6 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   return {
     databaseUrl: e.DATABASE_URL,
+    replicaUrl: e.DATABASE_REPLICA_URL,
     dataDir: e.DATA_DIR,
     port: e.PORT,
     host: e.HOST,
@@ -160,6 +171,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       recycleSeconds: e.POOL_RECYCLE_S,
       statementTimeoutMs: e.STATEMENT_TIMEOUT_MS,
       idleInTransactionTimeoutMs: e.IDLE_IN_TRANSACTION_TIMEOUT_MS,
+      pooler: e.DATABASE_POOLER,
     },
     databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,

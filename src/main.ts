@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     if (server.metrics) collectDefaultMetrics({ register: server.metrics });
     await warmUpPool(server.pool, config.pool.size);
     const max = config.pool.size + config.pool.maxOverflow;
-    await checkConnectionBudget([{ name: 'primary', max, url: database.url, open: server.pool.totalCount }], { logger, pooler: 'none' });
+    await checkConnectionBudget([{ name: 'primary', max, url: database.url, open: server.pool.totalCount }], { logger, pooler: config.pool.pooler ?? 'none' });
     const http = createDrainableHttpServer(server.yoga);
     const metricsHttp =
       server.metrics && config.metrics.port !== undefined

@@ -25,7 +25,18 @@ export interface PoolSettings {
    * (`idle_in_transaction_session_timeout`); 0 means no limit. @default 30000
    */
   idleInTransactionTimeoutMs?: number;
+  /**
+   * `DATABASE_POOLER`: what sits between the server and PostgreSQL. `transaction`: a pooler in
+   * transaction mode (PgBouncer), which hands each transaction a server connection of its choice
+   * and refuses startup parameters it does not know. The timeouts are then not sent at connect
+   * but with `SET LOCAL` inside each transaction, and an operation of several statements runs
+   * them in one transaction (see `RequestScope`). @default 'none'
+   */
+  pooler?: Pooler;
 }
+
+/** What sits between the server and PostgreSQL (`DATABASE_POOLER`). */
+export type Pooler = 'none' | 'transaction';
 
 /** How much longer than `statement_timeout` the client waits before giving up on a statement. */
 const QUERY_TIMEOUT_MARGIN_MS = 1_000;
@@ -51,11 +62,17 @@ export function createPool(settings: PoolSettings, logger?: Logger): pg.Pool {
     connectionTimeoutMillis: settings.timeoutMs,
     idleTimeoutMillis: settings.idleTimeoutMs,
     maxLifetimeSeconds: settings.recycleSeconds,
-    // pg sends it as a startup parameter; 0 is PostgreSQL's "no limit".
-    statement_timeout: settings.statementTimeoutMs,
-    // A transaction left open (a bug, a stuck client) cannot hold its locks and its connection
-    // for longer than this: the server ends the session, and the pool replaces the connection.
-    idle_in_transaction_session_timeout: settings.idleInTransactionTimeoutMs ?? 30_000,
+    // pg sends these as startup parameters (0 is PostgreSQL's "no limit"). A transaction left
+    // open (a bug, a stuck client) cannot hold its locks and its connection longer than the idle
+    // timeout: the server ends the session, and the pool replaces the connection. PgBouncer
+    // refuses both ("unsupported startup parameter"): behind it the request scope sets them with
+    // SET LOCAL instead.
+    ...(settings.pooler === 'transaction'
+      ? {}
+      : {
+          statement_timeout: settings.statementTimeoutMs,
+          idle_in_transaction_session_timeout: settings.idleInTransactionTimeoutMs ?? 30_000,
+        }),
     // statement_timeout is enforced by the server, so it cannot end a wait on a server that has
     // vanished from the network: TCP keepalive notices a dead peer, and a client-side timeout a
     // little longer than the server's ends the statement (the connection is then destroyed).
