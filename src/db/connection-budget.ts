@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { describeDatabaseUrl } from './open-database.js';
+import type { Pooler } from './pool.js';
 
 /**
  * The connection budget: at start, how many connections each pool of this process may open
@@ -9,8 +10,7 @@ import { describeDatabaseUrl } from './open-database.js';
  * the log before the load does. See docs/scaling.md.
  */
 
-/** What sits between the pools and PostgreSQL: nothing, or PgBouncer in transaction mode. */
-export type Pooler = 'none' | 'transaction';
+export type { Pooler };
 
 /** One pool this process may open. */
 export interface PoolMaximum {
