@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { RequestContext } from './context.js';
 import { createPool, guardConnectionErrors, type PoolSettings } from './db/pool.js';
-import type { RequestScopeStats } from './db/request-scope.js';
+import { poolSource, type RequestScopeStats } from './db/request-scope.js';
 import { createLogger, toYogaLogger } from './logger.js';
 import { registerPoolMetrics } from './metrics/pool-metrics.js';
 import { createRequestMetrics, type RequestMetrics } from './metrics/request-metrics.js';
@@ -177,7 +177,7 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
       useLimits(limits),
       ...(options.persistedDocuments ? [usePersistedDocuments(options.persistedDocuments)] : []),
       useRequestScope({
-        pool,
+        connections: poolSource(pool),
         poolTimeoutMs,
         logger,
         onLoaderBatch: requestMetrics?.observeLoaderBatch,

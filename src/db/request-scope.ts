@@ -28,6 +28,25 @@ export interface RequestScopeStats {
   destroyed: boolean;
 }
 
+/**
+ * Where a scope takes its connection: a pool, or a {@link ReplicaRouter}-like source that may
+ * hand read-only operations a connection to a replica.
+ */
+export interface ConnectionSource {
+  /** Takes a connection; a `readOnly` scope may be given one to a read replica. */
+  connect(readOnly: boolean): Promise<pg.PoolClient>;
+  /**
+   * Told when a connection it handed out turned out to be broken (the scope then destroys it and,
+   * for a first read, asks for another), so a source can stop using a replica that went away.
+   */
+  connectionFailed?(client: pg.PoolClient, error: unknown): void;
+}
+
+/** A {@link ConnectionSource} over one pool: every scope takes its connection from it. */
+export function poolSource(pool: pg.Pool): ConnectionSource {
+  return { connect: () => pool.connect() };
+}
+
 /** Options of {@link RequestScope}. */
 export interface RequestScopeOptions {
   /** The pool's acquire timeout, quoted in the `DATABASE_BUSY` message. */
@@ -78,7 +97,7 @@ export class RequestScope {
   /** Kysely bound to this request's connection. Never use it after the response has finished. */
   readonly db: Kysely<Database>;
 
-  readonly #pool: pg.Pool;
+  readonly #source: ConnectionSource;
   readonly #options: RequestScopeOptions;
   #client: Promise<pg.PoolClient> | undefined;
   #state: 'open' | 'closing' | 'closed' = 'open';
@@ -102,8 +121,10 @@ export class RequestScope {
   #acquiredAt = 0;
   #heldMs = 0;
 
-  constructor(pool: pg.Pool, options: RequestScopeOptions) {
-    this.#pool = pool;
+  #readOnly = false;
+
+  constructor(source: ConnectionSource, options: RequestScopeOptions) {
+    this.#source = source;
     this.#options = options;
     this.db = new Kysely<Database>({ dialect: new ScopeDialect(this) });
   }
@@ -218,6 +239,15 @@ export class RequestScope {
    */
   markWrites(): void {
     this.#writes = true;
+    this.#readOnly = false;
+  }
+
+  /**
+   * Declares that everything this request will run only reads (a query operation, not part of a
+   * batch), before its first statement: its connection may then come from a read replica.
+   */
+  markReadOnly(): void {
+    if (this.#client === undefined && !this.#writes) this.#readOnly = true;
   }
 
   /**
@@ -262,6 +292,7 @@ export class RequestScope {
 
   async #replaceDeadConnection(dead: pg.PoolClient, error: unknown): Promise<pg.PoolClient> {
     this.#retried = true;
+    this.#source.connectionFailed?.(dead, error);
     dead.removeListener('error', this.#onClientError);
     dead.release(toError(error));
     this.#broken = undefined;
@@ -322,7 +353,7 @@ export class RequestScope {
     const started = performance.now();
     let client: pg.PoolClient;
     try {
-      client = await this.#pool.connect();
+      client = await this.#source.connect(this.#readOnly);
     } catch (error) {
       if (error instanceof Error && error.message === POOL_TIMEOUT_MESSAGE) {
         this.#acquireTimedOut = true;
@@ -355,6 +386,9 @@ export class RequestScope {
       return new StatementTimeoutError(error);
     }
     if (this.#broken !== undefined || isConnectionFailure(error)) {
+      if (this.#broken === undefined) {
+        void this.#client?.then((client) => this.#source.connectionFailed?.(client, error), () => undefined);
+      }
       this.#broken ??= error;
       return new DatabaseUnavailableError(error, wrote && this.#transactionOwner === undefined);
     }

@@ -1,15 +1,17 @@
 import { getOperationAST } from 'graphql';
-import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Plugin } from 'graphql-yoga';
 import type { RequestContext } from '../context.js';
-import { RequestScope, type RequestScopeStats } from '../db/request-scope.js';
+import { type ConnectionSource, RequestScope, type RequestScopeStats } from '../db/request-scope.js';
 import { createLoaders, type LoaderBatchObserver } from '../loaders.js';
 
 /** Options of {@link useRequestScope}. */
 export interface UseRequestScopeOptions {
-  /** The process's pool; each HTTP request borrows at most one connection from it. */
-  pool: pg.Pool;
+  /**
+   * Where each HTTP request borrows its one connection: the process's pool (`poolSource(pool)`),
+   * or a source that may give query operations a connection to a read replica.
+   */
+  connections: ConnectionSource;
   /** The pool's acquire timeout, quoted in `DATABASE_BUSY` errors. */
   poolTimeoutMs: number;
   /** Called when a request's scope has been released, with what it did with the database. */
@@ -35,6 +37,8 @@ export interface UseRequestScopeOptions {
  */
 export function useRequestScope(options: UseRequestScopeOptions): Plugin<RequestContext> {
   const scopes = new WeakMap<Request, { scope: RequestScope; context: RequestContext }>();
+  /** Requests that carry a batch (a JSON array) of operations. */
+  const batches = new WeakSet<Request>();
 
   /** Releases a scope; a failure is logged, never thrown into a response or left unhandled. */
   async function release(scope: RequestScope): Promise<void> {
@@ -48,7 +52,7 @@ export function useRequestScope(options: UseRequestScopeOptions): Plugin<Request
   function scopeOf(request: Request) {
     let entry = scopes.get(request);
     if (!entry) {
-      const scope = new RequestScope(options.pool, {
+      const scope = new RequestScope(options.connections, {
         poolTimeoutMs: options.poolTimeoutMs,
         onRelease: (stats) => options.onScopeReleased?.(stats, request),
         onObserverError: (error) => options.logger.error({ err: error }, 'onScopeReleased threw'),
@@ -64,10 +68,24 @@ export function useRequestScope(options: UseRequestScopeOptions): Plugin<Request
     onContextBuilding({ context, extendContext }) {
       extendContext(scopeOf(context.request).context);
     },
+    onRequestParse({ request, requestParser, setRequestParser }) {
+      if (!requestParser) return;
+      const parse = requestParser;
+      setRequestParser(async (req) => {
+        const params = await parse(req);
+        if (Array.isArray(params)) batches.add(request);
+        return params;
+      });
+    },
     onExecute({ args }) {
-      // A mutation may write outside a transaction: never retry its statements on a new connection.
+      const { request } = args.contextValue;
+      const scope = scopes.get(request)?.scope;
       const operation = getOperationAST(args.document, args.operationName);
-      if (operation?.operation !== 'query') scopes.get(args.contextValue.request)?.scope.markWrites();
+      // A mutation may write outside a transaction: never retry its statements on a new connection.
+      if (operation?.operation !== 'query') scope?.markWrites();
+      // A lone query only reads and may run on a replica; the operations of a batch share one
+      // connection, so a batch runs on the primary whatever its operations are.
+      else if (!batches.has(request)) scope?.markReadOnly();
     },
     async onResponse({ request }) {
       const entry = scopes.get(request);
