@@ -38,8 +38,11 @@ export const CHECK_INTERVAL_MS = 500;
 
 /** An HAProxy process that we started and stop by its PID. */
 export class Haproxy {
+  /** Names it in errors and listings. */
   readonly name = 'haproxy';
+  /** Its HTTP port on 127.0.0.1. */
   readonly port: number;
+  /** Its folder: `haproxy.cfg` and the stats socket. */
   readonly dir: string;
   /** `http://127.0.0.1:<port>`. */
   readonly origin: string;
@@ -60,6 +63,7 @@ export class Haproxy {
     return this.#process.running ? this.#process.pid : undefined;
   }
 
+  /** True until it has exited. */
   get running(): boolean {
     return this.#process.running;
   }

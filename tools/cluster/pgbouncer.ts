@@ -38,7 +38,9 @@ const START_TIMEOUT_MS = 15_000;
  * {@link PgBouncer.app}; the same role may open the admin console ({@link PgBouncer.admin}).
  */
 export class PgBouncer {
+  /** Names it in errors and listings. */
   readonly name = 'pgbouncer';
+  /** Its TCP port on 127.0.0.1. */
   readonly port: number;
   /** Its folder: `pgbouncer.ini` and `userlist.txt`. */
   readonly dir: string;
@@ -75,6 +77,7 @@ export class PgBouncer {
     return this.#process.running ? this.#process.pid : undefined;
   }
 
+  /** True until it has exited. */
   get running(): boolean {
     return this.#process.running;
   }

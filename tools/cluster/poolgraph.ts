@@ -29,7 +29,9 @@ export interface StartPoolgraphOptions {
 
 /** One `node --import tsx src/main.ts` process that we started and stop by its PID. */
 export class PoolgraphInstance {
+  /** `instance-1`…: names it in errors and listings. */
   readonly name: string;
+  /** Its HTTP port on 127.0.0.1. */
   readonly port: number;
   /** `http://127.0.0.1:<port>`. */
   readonly origin: string;
@@ -54,6 +56,7 @@ export class PoolgraphInstance {
     return `${this.origin}/graphql`;
   }
 
+  /** True until it has exited. */
   get running(): boolean {
     return this.#process.running;
   }

@@ -56,6 +56,7 @@ export interface PostgresServerSettings {
 export class PostgresServer {
   /** See {@link PostgresServerSettings.name}. */
   readonly name: string;
+  /** Its TCP port on 127.0.0.1. */
   readonly port: number;
   /** The server's folder (PGDATA is `data/` in it; the Unix socket is here too). */
   readonly dir: string;
@@ -72,6 +73,7 @@ export class PostgresServer {
   protected readonly settings: PostgresServerSettings;
   #process: ManagedProcess | undefined;
 
+  /** For `startPostgres` and `startReplica`, which initialise the data directory first. */
   constructor(settings: PostgresServerSettings) {
     this.settings = settings;
     this.name = settings.name;

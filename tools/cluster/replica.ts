@@ -35,6 +35,7 @@ export class PostgresReplica extends PostgresServer {
   /** Its replication slot on the primary. */
   readonly slotName: string;
 
+  /** Use {@link startReplica}. */
   constructor(settings: PostgresServerSettings, primary: PostgresServer, slotName: string) {
     super(settings);
     this.primary = primary;
