@@ -11,6 +11,11 @@ export const ErrorCode = {
   DatabaseBusy: 'DATABASE_BUSY',
   DatabaseUnavailable: 'DATABASE_UNAVAILABLE',
   StatementTimeout: 'STATEMENT_TIMEOUT',
+  /**
+   * Behind a transaction pooler: a statement of the operation failed after some of its writes had
+   * succeeded, and its transaction rolled them back; nothing it wrote was saved.
+   */
+  WritesRolledBack: 'WRITES_ROLLED_BACK',
   /** A request named a persisted document the manifest does not have (Apollo's code). */
   PersistedDocumentNotFound: 'PERSISTED_QUERY_NOT_FOUND',
   /** `PERSISTED_DOCUMENTS=only` and the request carried a full document. */
@@ -138,6 +143,18 @@ export class DatabaseUnavailableError extends PoolgraphError {
         : 'The database is unavailable. Try again shortly.',
       ErrorCode.DatabaseUnavailable,
       { httpStatus: 503, cause, ...(writeOutcomeUnknown ? { extensions: { writeOutcome: 'UNKNOWN' } } : {}) },
+    );
+  }
+}
+
+/** An operation's transaction rolled back writes it had reported as done (`WRITES_ROLLED_BACK`). */
+export class WritesRolledBackError extends PoolgraphError {
+  readonly code = ErrorCode.WritesRolledBack;
+  constructor() {
+    super(
+      'A statement of this operation failed and its transaction was rolled back: none of its writes were saved.',
+      ErrorCode.WritesRolledBack,
+      { httpStatus: 500 },
     );
   }
 }

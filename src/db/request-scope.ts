@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { Kysely } from 'kysely';
 import pg from 'pg';
-import { DatabaseBusyError, DatabaseUnavailableError, StatementTimeoutError } from '../errors.js';
+import { DatabaseBusyError, DatabaseUnavailableError, StatementTimeoutError, WritesRolledBackError } from '../errors.js';
 import type { Database } from './schema.js';
 import { ScopeDialect } from './scope-dialect.js';
 
@@ -55,6 +55,18 @@ export interface RequestScopeOptions {
   onRelease?: (stats: RequestScopeStats) => void;
   /** Receives what `onRelease` threw; it is not rethrown. */
   onObserverError?: (error: unknown) => void;
+  /**
+   * Set when a pooler in transaction mode (PgBouncer) sits between the pool and PostgreSQL
+   * (`DATABASE_POOLER=transaction`). It gives each transaction a server connection of its choice
+   * and refuses timeouts as startup parameters, so:
+   * - the timeouts are set with `SET LOCAL`: in the operation's transaction, or, for a statement
+   *   outside one, pipelined before it in the same round trip (one implicit transaction);
+   * - an operation that may run several statements (see {@link RequestScope.planStatements}) runs
+   *   them in ONE transaction, so they all run on one server connection (I1 on the server side);
+   *   its writes each get a savepoint, so a failed write leaves the others standing, as it would
+   *   outside the transaction.
+   */
+  pooler?: { statementTimeoutMs: number; idleInTransactionTimeoutMs: number };
 }
 
 /** A statement was attempted after the request's scope had been released. */
@@ -122,6 +134,10 @@ export class RequestScope {
   #heldMs = 0;
 
   #readOnly = false;
+  /** Behind a transaction pooler: the operation's own transaction, wanted, open, or neither. */
+  #operationTransaction: 'none' | 'wanted' | 'open' = 'none';
+  /** A write of the operation's transaction succeeded (a COMMIT that rolls back loses it). */
+  #wroteInOperation = false;
 
   constructor(source: ConnectionSource, options: RequestScopeOptions) {
     this.#source = source;
@@ -162,20 +178,26 @@ export class RequestScope {
       await previous;
       let client = await this.#connection();
       if (this.#needsPrePing(sql, client)) client = await this.#prePing(client);
-      this.#statements += 1;
+      if (this.#operationTransaction === 'wanted') client = await this.#beginOperationTransaction(client);
+      // Inside the operation's transaction a failed statement would abort every later one: a
+      // write gets a savepoint to roll back to, as a write outside it fails alone.
+      const savepoint = this.#operationTransaction === 'open' && this.#transactionOwner === undefined && WRITE_STATEMENT.test(sql);
+      if (savepoint) await this.#send(client, 'savepoint poolgraph_write');
       try {
-        const result = await client.query(sql, [...parameters]);
-        this.#answeredOnConnection += 1;
+        const result = await this.#send(client, sql, parameters);
+        if (this.#operationTransaction === 'open' && WRITE_STATEMENT.test(sql)) this.#wroteInOperation = true;
         return result;
       } catch (error) {
+        if (savepoint && !isConnectionFailure(error)) {
+          await this.#send(client, 'rollback to savepoint poolgraph_write').catch((rollbackFailed: unknown) => {
+            this.#broken ??= rollbackFailed;
+          });
+        }
         if (!this.#mayRetry(sql, error)) throw error;
         // The connection was dead before this request used it (the server restarted, a proxy
         // dropped it): nothing ran, so run the statement once more on a fresh connection.
         const fresh = await this.#replaceDeadConnection(client, error);
-        this.#statements += 1;
-        const result = await fresh.query(sql, [...parameters]);
-        this.#answeredOnConnection += 1;
-        return result;
+        return await this.#send(fresh, sql, parameters);
       }
     } catch (error) {
       throw this.#translate(error, WRITE_STATEMENT.test(sql));
@@ -183,6 +205,44 @@ export class RequestScope {
       done();
       this.#inFlight -= 1;
       this.#checkQuiet();
+    }
+  }
+
+  /**
+   * Says, before the operation's first statement, whether it may run more than one statement
+   * (`runsAtMostOneStatement` in src/statement-plan.ts). Behind a transaction pooler an operation
+   * of several statements runs them in one transaction, begun at its first statement and
+   * committed by {@link finish}; one of a single statement pays no BEGIN/COMMIT. Without a pooler
+   * this changes nothing.
+   */
+  planStatements(atMostOne: boolean): void {
+    if (this.#options.pooler && !atMostOne && this.#operationTransaction === 'none' && this.#client === undefined) {
+      this.#operationTransaction = 'wanted';
+    }
+  }
+
+  /**
+   * Commits the operation's transaction (behind a transaction pooler), once the operation has
+   * run and before its response is sent, so that a failed COMMIT can still fail the response.
+   * Nothing to do otherwise.
+   */
+  async finish(): Promise<void> {
+    if (this.#operationTransaction !== 'open') return;
+    await this.#lastStatement;
+    if (this.#operationTransaction !== 'open') return;
+    const client = await this.#connection();
+    try {
+      const result = await this.#send(client, 'commit');
+      // A statement failed and aborted the transaction (its error is in the response already).
+      // Reads lose nothing; writes that reported success were undone, which the client must learn.
+      if (result.command === 'ROLLBACK' && this.#wroteInOperation) throw new WritesRolledBackError();
+    } catch (error) {
+      this.#broken ??= error;
+      throw error instanceof DatabaseUnavailableError || !isConnectionFailure(error)
+        ? error
+        : new DatabaseUnavailableError(error, this.#writes);
+    } finally {
+      this.#operationTransaction = 'none';
     }
   }
 
@@ -203,7 +263,8 @@ export class RequestScope {
     this.#transactionOwner = owner;
     this.#unlockTransaction = unlock;
     try {
-      await this.query(sql);
+      // Inside the operation's transaction (behind a pooler), a transaction is a savepoint.
+      await this.query(this.#operationTransaction === 'none' ? sql : 'savepoint poolgraph_transaction');
     } catch (error) {
       this.#closeTransaction();
       throw error;
@@ -219,6 +280,10 @@ export class RequestScope {
   async endTransaction(command: 'commit' | 'rollback', owner: object): Promise<string | undefined> {
     if (owner !== this.#transactionOwner) return undefined;
     try {
+      if (this.#operationTransaction !== 'none') {
+        await this.query(command === 'commit' ? 'release savepoint poolgraph_transaction' : 'rollback to savepoint poolgraph_transaction');
+        return command.toUpperCase();
+      }
       const result = await this.query(command);
       return result.command;
     } catch (error) {
@@ -263,6 +328,50 @@ export class RequestScope {
       (!this.#writes || /^(begin|start transaction)\b/i.test(sql)) &&
       isConnectionFailure(error)
     );
+  }
+
+  /**
+   * Sends one statement and counts it. Behind a transaction pooler, a statement outside any
+   * transaction carries the statement timeout with it: `SET LOCAL` pipelined before it, in the
+   * same round trip and the same implicit transaction (PgBouncer keeps both on one server
+   * connection and refuses the timeout as a startup parameter). A BEGIN carries it too: the
+   * transaction it opens continues that implicit one, and the setting with it.
+   */
+  async #send(client: pg.PoolClient, sql: string, parameters: readonly unknown[] = []): Promise<pg.QueryResult> {
+    this.#statements += 1;
+    const timeoutMs = this.#options.pooler?.statementTimeoutMs ?? 0;
+    const result =
+      timeoutMs > 0 &&
+      this.#operationTransaction !== 'open' &&
+      (this.#transactionOwner === undefined || /^(begin|start transaction)\b/i.test(sql))
+        ? await queryWithPrefix(client, `set local statement_timeout = ${timeoutMs}`, sql, parameters)
+        : await client.query(sql, [...parameters]);
+    this.#answeredOnConnection += 1;
+    return result;
+  }
+
+  /**
+   * Begins the operation's transaction with its timeouts, in one round trip. Like a BEGIN of
+   * Kysely's it may run again on a fresh connection when the first one was found dead.
+   */
+  async #beginOperationTransaction(client: pg.PoolClient): Promise<pg.PoolClient> {
+    const { statementTimeoutMs = 0, idleInTransactionTimeoutMs = 0 } = this.#options.pooler ?? {};
+    const begin =
+      `begin; set local statement_timeout = ${statementTimeoutMs}; ` +
+      `set local idle_in_transaction_session_timeout = ${idleInTransactionTimeoutMs}`;
+    this.#operationTransaction = 'open';
+    try {
+      await this.#send(client, begin);
+      return client;
+    } catch (error) {
+      if (!this.#mayRetry('begin', error)) {
+        this.#operationTransaction = 'none';
+        throw error;
+      }
+      const fresh = await this.#replaceDeadConnection(client, error);
+      await this.#send(fresh, begin);
+      return fresh;
+    }
   }
 
   /**
@@ -321,6 +430,12 @@ export class RequestScope {
     try {
       await this.#quiet();
       const client = await this.#client?.catch(() => undefined);
+      if (client && this.#operationTransaction === 'open' && this.#broken === undefined) {
+        // The response went without `finish()` (the client went away): keep what the operation
+        // wrote, as a write outside a transaction would have been kept.
+        await client.query('commit').catch((error: unknown) => (this.#broken ??= error));
+        this.#operationTransaction = 'none';
+      }
       if (client) {
         client.removeListener('error', this.#onClientError);
         this.#heldMs = performance.now() - this.#acquiredAt;
@@ -429,4 +544,51 @@ function isConnectionFailure(error: unknown): boolean {
 
 function toError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));
+}
+
+/** pg's connection, as far as {@link queryWithPrefix} writes protocol messages to it. */
+interface ProtocolConnection {
+  parse(message: { text: string }): void;
+  bind(message: Record<string, never>): void;
+  execute(message: { portal: string }): void;
+}
+
+/** pg's `Query`, with the protocol step it runs for an extended-protocol statement. */
+const PgQuery = pg.Query as unknown as new (config: pg.QueryConfig & { queryMode: 'extended'; callback: QueryCallback }) => {
+  prepare(connection: ProtocolConnection): void;
+};
+
+type QueryCallback = (error: Error | null, result?: pg.QueryResult | pg.QueryResult[]) => void;
+
+/** A statement with another, parameterless one sent before it in the same round trip. */
+class PrefixedQuery extends PgQuery {
+  readonly #prefix: string;
+
+  constructor(prefix: string, text: string, values: unknown[], callback: QueryCallback) {
+    super({ text, values, queryMode: 'extended', callback });
+    this.#prefix = prefix;
+  }
+
+  override prepare(connection: ProtocolConnection): void {
+    connection.parse({ text: this.#prefix });
+    connection.bind({});
+    connection.execute({ portal: '' });
+    super.prepare(connection);
+  }
+}
+
+/**
+ * Runs `prefix` (no parameters, no rows) and then `sql` in ONE round trip and one implicit
+ * transaction: Parse/Bind/Execute of both, then a single Sync, so PostgreSQL commits them
+ * together and a transaction pooler keeps them on one server connection. PostgreSQL warns that
+ * `SET LOCAL` is outside a transaction block, and applies it until that implicit transaction ends.
+ */
+function queryWithPrefix(client: pg.PoolClient, prefix: string, sql: string, parameters: readonly unknown[]): Promise<pg.QueryResult> {
+  return new Promise((resolve, reject) => {
+    const query = new PrefixedQuery(prefix, sql, [...parameters], (error, result) => {
+      if (error) reject(error);
+      else resolve((Array.isArray(result) ? result[result.length - 1] : result) as pg.QueryResult);
+    });
+    (client.query as unknown as (query: object) => unknown)(query);
+  });
 }

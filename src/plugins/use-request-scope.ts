@@ -1,9 +1,11 @@
-import { getOperationAST } from 'graphql';
+import { getOperationAST, GraphQLError } from 'graphql';
+import { isAsyncIterable } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import type { Plugin } from 'graphql-yoga';
 import type { RequestContext } from '../context.js';
-import { type ConnectionSource, RequestScope, type RequestScopeStats } from '../db/request-scope.js';
+import { type ConnectionSource, RequestScope, type RequestScopeOptions, type RequestScopeStats } from '../db/request-scope.js';
 import { createLoaders, type LoaderBatchObserver } from '../loaders.js';
+import { runsAtMostOneStatement } from '../statement-plan.js';
 
 /** Options of {@link useRequestScope}. */
 export interface UseRequestScopeOptions {
@@ -18,6 +20,8 @@ export interface UseRequestScopeOptions {
   onScopeReleased?: (stats: RequestScopeStats, request: Request) => void;
   /** Where failures that no client can see are logged (a throwing observer, a failed release). */
   logger: Logger;
+  /** Behind a transaction pooler (`DATABASE_POOLER=transaction`): see `RequestScopeOptions.pooler`. */
+  pooler?: RequestScopeOptions['pooler'];
   /** Told about every batch the request's loaders dispatch (metrics). */
   onLoaderBatch?: LoaderBatchObserver;
 }
@@ -54,6 +58,7 @@ export function useRequestScope(options: UseRequestScopeOptions): Plugin<Request
     if (!entry) {
       const scope = new RequestScope(options.connections, {
         poolTimeoutMs: options.poolTimeoutMs,
+        ...(options.pooler ? { pooler: options.pooler } : {}),
         onRelease: (stats) => options.onScopeReleased?.(stats, request),
         onObserverError: (error) => options.logger.error({ err: error }, 'onScopeReleased threw'),
       });
@@ -81,15 +86,32 @@ export function useRequestScope(options: UseRequestScopeOptions): Plugin<Request
       const { request } = args.contextValue;
       const scope = scopes.get(request)?.scope;
       const operation = getOperationAST(args.document, args.operationName);
+      scope?.planStatements(!batches.has(request) && runsAtMostOneStatement(args.schema, args.document, args.operationName));
       // A mutation may write outside a transaction: never retry its statements on a new connection.
       if (operation?.operation !== 'query') scope?.markWrites();
       // A lone query only reads and may run on a replica; the operations of a batch share one
       // connection, so a batch runs on the primary whatever its operations are.
       else if (!batches.has(request)) scope?.markReadOnly();
     },
+    async onResultProcess({ request, result, setResult }) {
+      // Behind a transaction pooler, the operation's transaction commits here, before the response
+      // is built: if the COMMIT fails, the client gets that error instead of the data.
+      const scope = scopes.get(request)?.scope;
+      if (!scope || isAsyncIterable(result)) return;
+      try {
+        await scope.finish();
+      } catch (error) {
+        const failure = error instanceof GraphQLError ? error : new GraphQLError('Unexpected error.', { originalError: toError(error) });
+        setResult(Array.isArray(result) ? result.map(() => ({ errors: [failure] })) : { errors: [failure] });
+      }
+    },
     async onResponse({ request }) {
       const entry = scopes.get(request);
       if (entry) await release(entry.scope);
     },
   };
+}
+
+function toError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
 }
