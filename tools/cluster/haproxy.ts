@@ -23,7 +23,10 @@ export interface StartHaproxyOptions {
   backends: readonly Backend[];
   /** HAProxy's folder (config, stats socket), which must not exist yet. @default a new temp folder */
   dir?: string;
-  /** Receives every log line (server state changes; requests are not logged). */
+  /**
+   * Receives every line it prints: in the foreground HAProxy reports server state changes
+   * (`Server instances/instance-1 is DOWN…`) on stderr; requests are not logged.
+   */
   onLine?: (line: string) => void;
 }
 
@@ -151,12 +154,9 @@ function config(options: StartHaproxyOptions, dir: string): string {
     '# Written by tools/cluster.',
     'global',
     `  stats socket ${statsSocketOf(dir)} mode 600 level user`,
-    // Server state changes (UP/DOWN) to stdout, which we keep; no per-request lines.
-    '  log stdout format raw local0 notice',
     '',
     'defaults',
     '  mode http',
-    '  log global',
     '  timeout connect 1s',
     '  timeout client 60s',
     '  timeout server 60s',
