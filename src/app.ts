@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { RequestContext } from './context.js';
 import { createPool, guardConnectionErrors, type PoolSettings } from './db/pool.js';
+import { replicaConnectTimeoutMs, ReplicaRouter } from './db/replica-router.js';
 import { poolSource, type RequestScopeStats } from './db/request-scope.js';
 import { createLogger, toYogaLogger } from './logger.js';
 import { registerPoolMetrics } from './metrics/pool-metrics.js';
@@ -55,6 +56,13 @@ export interface CreateServerOptions {
    * waits forever for a connection).
    */
   database: PoolSettings | pg.Pool;
+  /**
+   * A read replica (`DATABASE_REPLICA_URL`): pool settings (the server creates the pool, with half
+   * of `timeoutMs` as its connect timeout, and ends it on `close()`) or a `pg.Pool` the host owns.
+   * Query operations then run on it, mutations and batches on `database`; reads fall back to
+   * `database` while it does not answer (see {@link ReplicaRouter}). @default no replica
+   */
+  replica?: PoolSettings | pg.Pool;
   /** Where GraphQL (and GraphiQL) is served. @default '/graphql' */
   graphqlEndpoint?: string;
   /** Where logs go. @default a pino logger at level `info` on stdout */
@@ -100,8 +108,12 @@ export interface CreateServerOptions {
 export interface PoolgraphServer {
   /** The graphql-yoga app: a Node request listener and a WHATWG `fetch` handler. */
   yoga: YogaServerInstance<ServerContext, RequestContext>;
-  /** The pool every request borrows its one connection from. */
+  /** The pool every request borrows its one connection from (the primary's, with a replica). */
   pool: pg.Pool;
+  /** The read replica's pool, when `replica` was given. */
+  replicaPool: pg.Pool | undefined;
+  /** Sends each request to the primary or the replica, when `replica` was given. */
+  replicaRouter: ReplicaRouter | undefined;
   /** This server's metrics registry (Prometheus), or undefined when metrics are off. */
   metrics: Registry | undefined;
   /** Whether the server should get traffic, as `GET /ready` reports it. */
@@ -112,7 +124,7 @@ export interface PoolgraphServer {
    */
   startDraining(): void;
   /**
-   * Disposes the Yoga app and, when the server created the pool, ends it. Close the HTTP server
+   * Disposes the Yoga app and, when the server created the pools, ends them. Close the HTTP server
    * (and let its requests finish) first: Yoga does not wait for requests in flight.
    */
   close(): Promise<void>;
@@ -139,7 +151,23 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
   // One registry per server, never prom-client's global one: two servers in one process (tests,
   // a host embedding two) must not share, or collide on, metric names.
   const registry = metricsEnabled ? new Registry() : undefined;
-  const detachPoolMetrics = registry ? registerPoolMetrics(registry, pool) : undefined;
+  // The replica pool's connect timeout is half of POOL_TIMEOUT_MS, so that a read whose replica
+  // does not answer still has the other half to get a primary connection (see ReplicaRouter).
+  const ownsReplicaPool = options.replica !== undefined && !(options.replica instanceof pg.Pool);
+  const replicaPool =
+    options.replica === undefined || options.replica instanceof pg.Pool
+      ? options.replica
+      : createPool({ ...options.replica, timeoutMs: replicaConnectTimeoutMs(options.replica.timeoutMs) }, logger);
+  if (replicaPool && !ownsReplicaPool) guardConnectionErrors(replicaPool, logger);
+  const replicaRouter = replicaPool
+    ? new ReplicaRouter({ primary: pool, replica: replicaPool, timeoutMs: poolTimeoutMs, logger, ...(registry ? { registry } : {}) })
+    : undefined;
+  const detachPoolMetrics = registry
+    ? registerPoolMetrics(registry, [
+        { name: 'primary', pool },
+        ...(replicaPool ? [{ name: 'replica', pool: replicaPool }] : []),
+      ])
+    : undefined;
   const requestMetrics: RequestMetrics | undefined = registry ? createRequestMetrics(registry) : undefined;
   const requestLog = useRequestLog({ logger, graphqlEndpoint });
 
@@ -177,7 +205,7 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
       useLimits(limits),
       ...(options.persistedDocuments ? [usePersistedDocuments(options.persistedDocuments)] : []),
       useRequestScope({
-        connections: poolSource(pool),
+        connections: replicaRouter ?? poolSource(pool),
         poolTimeoutMs,
         logger,
         onLoaderBatch: requestMetrics?.observeLoaderBatch,
@@ -199,6 +227,8 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
   return {
     yoga,
     pool,
+    replicaPool,
+    replicaRouter,
     metrics: registry,
     readiness,
     startDraining() {
@@ -210,7 +240,12 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
         await yoga.dispose();
       } finally {
         detachPoolMetrics?.();
-        if (ownsPool) await pool.end();
+        try {
+          await replicaRouter?.close();
+          if (ownsReplicaPool) await replicaPool?.end();
+        } finally {
+          if (ownsPool) await pool.end();
+        }
       }
     },
   };

@@ -5,6 +5,7 @@
 export { createServer, type CreateServerOptions, type PoolgraphServer, type ServerContext } from './app.js';
 export { createPool, type PoolSettings, warmUpPool } from './db/pool.js';
 export { migrateToLatest } from './db/migrate.js';
+export { type FallbackReason, ReplicaRouter, type ReplicaRouterOptions } from './db/replica-router.js';
 export { seed, type SeedSize } from './db/seed.js';
 export type { RequestScopeStats } from './db/request-scope.js';
 export type { RequestContext } from './context.js';

@@ -9,6 +9,8 @@ import { eventually, startTestServer, useTestEnvironment } from './support/serve
 import { W1, W2 } from './support/workloads.js';
 
 const POOL = { size: 2, maxOverflow: 3, idleTimeoutMs: 500 };
+/** The pool metrics' label for the one pool of a server without a read replica. */
+const PRIMARY = { pool: 'primary' };
 
 const t = useTestEnvironment(POOL);
 
@@ -90,29 +92,34 @@ describe('GET /metrics (Prometheus)', () => {
   it('shows the pool: configured size and max, open, idle and in-use connections, opened and closed', async () => {
     const { pool } = t.server.server;
     const metrics = await scrape(metricsUrl());
-    expect(metrics.value('poolgraph_pool_size')).toBe(POOL.size);
-    expect(metrics.value('poolgraph_pool_max')).toBe(POOL.size + POOL.maxOverflow);
+    // Every pool series names its pool; without a replica there is only the primary.
+    const poolMetrics = ['connections', 'connections_idle', 'connections_in_use', 'waiting', 'size', 'max', 'connections_opened_total', 'connections_closed_total'];
+    const poolSeries = metrics.samples.filter((sample) => poolMetrics.some((name) => sample.name === `poolgraph_pool_${name}`));
+    expect(poolSeries).toHaveLength(poolMetrics.length);
+    expect(new Set(poolSeries.map((sample) => sample.labels.pool))).toEqual(new Set(['primary']));
+    expect(metrics.value('poolgraph_pool_size', PRIMARY)).toBe(POOL.size);
+    expect(metrics.value('poolgraph_pool_max', PRIMARY)).toBe(POOL.size + POOL.maxOverflow);
 
     // Use all 5 connections at once, then let the 3 overflow ones close after the idle timeout.
     const before = await scrape(metricsUrl());
     const holders = Array.from({ length: 5 }, () => t.server.graphql('{ sleep(seconds: 0.6) }'));
     expect(await eventually(() => pool.totalCount === 5 && pool.idleCount === 0)).toBe(true);
     const busy = await scrape(metricsUrl());
-    expect(busy.value('poolgraph_pool_connections')).toBe(5);
-    expect(busy.value('poolgraph_pool_connections_in_use')).toBe(5);
-    expect(busy.value('poolgraph_pool_connections_idle')).toBe(0);
+    expect(busy.value('poolgraph_pool_connections', PRIMARY)).toBe(5);
+    expect(busy.value('poolgraph_pool_connections_in_use', PRIMARY)).toBe(5);
+    expect(busy.value('poolgraph_pool_connections_idle', PRIMARY)).toBe(0);
     await Promise.all(holders);
     expect(await eventually(() => pool.totalCount === POOL.size, 5_000)).toBe(true);
 
     const after = await scrape(metricsUrl());
-    expect(after.value('poolgraph_pool_connections')).toBe(POOL.size);
-    expect(after.value('poolgraph_pool_connections_idle')).toBe(POOL.size);
-    const opened = after.delta(before, 'poolgraph_pool_connections_opened_total');
-    const closed = after.delta(before, 'poolgraph_pool_connections_closed_total');
-    expect(opened - closed).toBe(after.value('poolgraph_pool_connections') - before.value('poolgraph_pool_connections'));
+    expect(after.value('poolgraph_pool_connections', PRIMARY)).toBe(POOL.size);
+    expect(after.value('poolgraph_pool_connections_idle', PRIMARY)).toBe(POOL.size);
+    const opened = after.delta(before, 'poolgraph_pool_connections_opened_total', PRIMARY);
+    const closed = after.delta(before, 'poolgraph_pool_connections_closed_total', PRIMARY);
+    expect(opened - closed).toBe(after.value('poolgraph_pool_connections', PRIMARY) - before.value('poolgraph_pool_connections', PRIMARY));
     expect(closed).toBeGreaterThanOrEqual(3);
     // Since the server started, what was opened and not closed is what is open.
-    expect(after.value('poolgraph_pool_connections_opened_total') - after.value('poolgraph_pool_connections_closed_total')).toBe(
+    expect(after.value('poolgraph_pool_connections_opened_total', PRIMARY) - after.value('poolgraph_pool_connections_closed_total', PRIMARY)).toBe(
       POOL.size,
     );
   });
@@ -146,7 +153,7 @@ describe('GET /metrics (Prometheus)', () => {
       await t.server.graphql(W1);
       const after = await scrape(secondUrl);
       expect(after.delta(before, 'poolgraph_request_statements_count')).toBe(0);
-      expect(after.value('poolgraph_pool_max')).toBe(1);
+      expect(after.value('poolgraph_pool_max', PRIMARY)).toBe(1);
       expect(second.server.metrics).not.toBe(t.server.server.metrics);
       // Nothing lands in prom-client's global registry.
       expect(globalRegistry.getMetricsAsArray()).toHaveLength(0);
