@@ -44,6 +44,8 @@ async function main(): Promise<void> {
 
     const server = createServer({
       database: { ...config.pool, connectionString: database.url },
+      // Query operations on the replica; it need not answer at start (see below).
+      ...(config.replicaUrl ? { replica: { ...config.pool, connectionString: config.replicaUrl } } : {}),
       logger,
       persistedDocuments,
       batchLimit: config.httpBatchLimit,
@@ -55,8 +57,21 @@ async function main(): Promise<void> {
     // CPU, memory, event-loop delay, GC: about this process, so added here rather than by createServer.
     if (server.metrics) collectDefaultMetrics({ register: server.metrics });
     await warmUpPool(server.pool, config.pool.size);
+    // A replica that does not answer at start does not stop the start: reads go to the primary
+    // (one warning) until the router's probe finds the replica answering.
+    if (server.replicaPool) {
+      await warmUpPool(server.replicaPool, config.pool.size).catch((error: unknown) => server.replicaRouter?.markDown(error));
+    }
     const max = config.pool.size + config.pool.maxOverflow;
-    await checkConnectionBudget([{ name: 'primary', max, url: database.url, open: server.pool.totalCount }], { logger, pooler: config.pool.pooler ?? 'none' });
+    await checkConnectionBudget(
+      [
+        { name: 'primary', max, url: database.url, open: server.pool.totalCount },
+        ...(server.replicaPool && config.replicaUrl
+          ? [{ name: 'replica', max, url: config.replicaUrl, open: server.replicaPool.totalCount }]
+          : []),
+      ],
+      { logger, pooler: config.pool.pooler ?? 'none' },
+    );
     const http = createDrainableHttpServer(server.yoga);
     const metricsHttp =
       server.metrics && config.metrics.port !== undefined
@@ -73,10 +88,12 @@ async function main(): Promise<void> {
       await server.close();
       return;
     }
-    const where = database.embedded
+    const primaryAt = database.embedded
       ? `embedded PostgreSQL in ${database.embedded.dataDir}`
       : describeDatabaseUrl(database.url);
-    logger.info({ port, metricsPort, database: where, pool: config.pool }, 'poolgraph is serving');
+    const replicaAt = config.replicaUrl ? describeDatabaseUrl(config.replicaUrl) : undefined;
+    const where = replicaAt ? `${primaryAt}, queries on the read replica ${replicaAt}` : primaryAt;
+    logger.info({ port, metricsPort, database: primaryAt, replica: replicaAt, pool: config.pool }, 'poolgraph is serving');
     const { size, maxOverflow, timeoutMs, statementTimeoutMs } = config.pool;
     const metricsAt = !server.metrics
       ? 'off (METRICS_ENABLED=false)'

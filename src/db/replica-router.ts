@@ -40,8 +40,10 @@ export interface ReplicaRouterOptions {
  * - `replica_down`: the replica was already known to be down;
  * - `connect_failed`: taking a replica connection failed (refused, authentication, no answer
  *   within its connect timeout); the replica is now down;
- * - `replica_busy`: every replica connection was in use for the replica pool's whole wait; the
- *   replica is not taken for down (it answers, it is loaded).
+ * - `replica_busy`: the read waited in the replica pool's queue for the pool's whole connect
+ *   timeout (every replica connection in use, or still connecting). That alone does not take the
+ *   replica down: a loaded replica still answers; one that does not answer fails the connections
+ *   being opened, which do.
  */
 export type FallbackReason = 'replica_down' | 'connect_failed' | 'replica_busy';
 

@@ -3,8 +3,8 @@
  * own: `node --import tsx tools/bench/server.ts --mode poolgraph|unpooled|raw`.
  *
  * - `poolgraph`: the server `npm start` runs: `createServer` with the options `src/main.ts` passes
- *   (pool, limits, persisted documents, batching, metrics with prom-client's default metrics,
- *   readiness, all from the same environment variables), its pool warmed up to `POOL_SIZE`, on
+ *   (pool, read replica, limits, persisted documents, batching, metrics with prom-client's default
+ *   metrics, readiness, all from the same environment variables), its pool warmed up to `POOL_SIZE`, on
  *   `createDrainableHttpServer`. Keep it in step with `src/main.ts`.
  * - `unpooled`: the same server on a `pg.Pool` with `maxUses: 1`: pg-pool destroys each connection
  *   when it is released, so every request that runs SQL opens a new connection (TCP, startup,
@@ -76,6 +76,8 @@ if (mode === 'raw') {
   const { mode: documentsMode, manifestPath } = config.persistedDocuments;
   const server = createServer({
     database: unpooled ?? settings,
+    // As in main.ts: query operations on the read replica when DATABASE_REPLICA_URL is set.
+    ...(config.replicaUrl ? { replica: { ...config.pool, connectionString: config.replicaUrl } } : {}),
     logger,
     persistedDocuments: {
       mode: documentsMode,
@@ -94,6 +96,9 @@ if (mode === 'raw') {
     },
   });
   if (server.metrics) collectDefaultMetrics({ register: server.metrics });
+  if (server.replicaPool) {
+    await warmUpPool(server.replicaPool, config.pool.size).catch((error: unknown) => server.replicaRouter?.markDown(error));
+  }
   pool = server.pool;
   listener = server.yoga;
   close = async () => {
