@@ -73,9 +73,10 @@ export function replicaConnectTimeoutMs(timeoutMs: number): number {
  *
  * While down, nothing is sent to the replica but a probe every `probeIntervalMs` (a connection,
  * within the replica pool's connect timeout, and `select 1` within `probeTimeoutMs`; one at a
- * time, on an `unref`ed timer so it never keeps the process alive). The first probe that answers puts the replica back. Each transition is one
- * log line; the metrics say the state (`poolgraph_replica_up`) and count the reads that ran on the
- * primary instead (`poolgraph_replica_fallbacks_total{reason}`).
+ * time, on an `unref`ed timer so it never keeps the process alive). The first probe that answers
+ * puts the replica back. Each transition is one log line; the metrics say the state
+ * (`poolgraph_replica_up`) and count the reads that ran on the primary instead
+ * (`poolgraph_replica_fallbacks_total{reason}`).
  *
  * Replication lag is not this class's concern: a read on the replica may not yet see a write
  * another request just made on the primary.
@@ -140,7 +141,8 @@ export class ReplicaRouter implements ConnectionSource {
       return await this.#replica.connect();
     } catch (error) {
       if (this.#closed) throw error;
-      // pg-pool's queue timeout: every replica connection was busy. Not a replica that is gone.
+      // pg-pool's queue timeout: every replica connection was in use (or still connecting, and
+      // those fail on their own if the replica is gone). Not a reason to take it down.
       const busy = error instanceof Error && error.message === POOL_TIMEOUT_MESSAGE;
       if (!busy) this.markDown(error);
       // At least 1 ms: an idle primary connection is still handed out at once.
