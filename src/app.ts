@@ -143,6 +143,14 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
   if (!ownsPool) guardConnectionErrors(pool, logger);
   // createPool sets it from `timeoutMs`; a lent pool says its own.
   const poolTimeoutMs = pool.options.connectionTimeoutMillis ?? 0;
+  // Behind PgBouncer in transaction mode the timeouts travel with each transaction (SET LOCAL).
+  const pooler =
+    !(options.database instanceof pg.Pool) && options.database.pooler === 'transaction'
+      ? {
+          statementTimeoutMs: options.database.statementTimeoutMs,
+          idleInTransactionTimeoutMs: options.database.idleInTransactionTimeoutMs ?? 30_000,
+        }
+      : undefined;
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const graphqlEndpoint = options.graphqlEndpoint ?? '/graphql';
   const { endpoint: readyEndpoint = '/ready', ...readinessOptions } = options.readiness ?? {};
@@ -206,6 +214,7 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
       ...(options.persistedDocuments ? [usePersistedDocuments(options.persistedDocuments)] : []),
       useRequestScope({
         connections: replicaRouter ?? poolSource(pool),
+        ...(pooler ? { pooler } : {}),
         poolTimeoutMs,
         logger,
         onLoaderBatch: requestMetrics?.observeLoaderBatch,
