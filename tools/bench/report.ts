@@ -172,6 +172,8 @@ export function renderReport(info: RunInfo, measurements: readonly Measurement[]
   }
   lines.push(
     '',
+    'Through PgBouncer (`DATABASE_POOLER=transaction`), and the gains of each speed change: [benchmarks-pgbouncer.md](benchmarks-pgbouncer.md) (measured by hand, not rewritten by this command).',
+    '',
     '## How it is measured',
     '',
     ...Object.values(WORKLOADS)
