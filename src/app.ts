@@ -213,6 +213,7 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
       useLimits(limits),
       ...(options.persistedDocuments ? [usePersistedDocuments(options.persistedDocuments)] : []),
       useRequestScope({
+        batching: Boolean(options.batchLimit),
         connections: replicaRouter ?? poolSource(pool),
         ...(pooler ? { pooler } : {}),
         poolTimeoutMs,

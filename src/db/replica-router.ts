@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { isPoolTimeout, POOL_TIMEOUT_MESSAGE } from './pool.js';
 import type { ConnectionSource } from './request-scope.js';
 
 /** Options of {@link ReplicaRouter}. */
@@ -46,9 +47,6 @@ export interface ReplicaRouterOptions {
  *   being opened, which do.
  */
 export type FallbackReason = 'replica_down' | 'connect_failed' | 'replica_busy';
-
-/** The message pg-pool rejects `connect()` with when its wait for a free connection elapses. */
-const POOL_TIMEOUT_MESSAGE = 'timeout exceeded when trying to connect';
 
 /**
  * The replica pool's `connectionTimeoutMillis` for a server whose `POOL_TIMEOUT_MS` is
@@ -143,7 +141,7 @@ export class ReplicaRouter implements ConnectionSource {
       if (this.#closed) throw error;
       // pg-pool's queue timeout: every replica connection was in use (or still connecting, and
       // those fail on their own if the replica is gone). Not a reason to take it down.
-      const busy = error instanceof Error && error.message === POOL_TIMEOUT_MESSAGE;
+      const busy = isPoolTimeout(error);
       if (!busy) this.markDown(error);
       // At least 1 ms: an idle primary connection is still handed out at once.
       const left = this.#timeoutMs > 0 ? Math.max(1, this.#timeoutMs - (performance.now() - started)) : 0;

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { Kysely } from 'kysely';
 import pg from 'pg';
 import { DatabaseBusyError, DatabaseUnavailableError, StatementTimeoutError, WritesRolledBackError } from '../errors.js';
+import { isPoolTimeout } from './pool.js';
 import type { Database } from './schema.js';
 import { ScopeDialect } from './scope-dialect.js';
 
@@ -86,8 +87,6 @@ export const PRE_PING_AFTER_IDLE_MS = 250;
 /** When each healthy connection last went back to the pool (`performance.now()`). */
 const lastReturned = new WeakMap<pg.PoolClient, number>();
 
-/** The message pg-pool rejects `connect()` with when `connectionTimeoutMillis` elapses. */
-const POOL_TIMEOUT_MESSAGE = 'timeout exceeded when trying to connect';
 
 /**
  * The database side of one request: a Kysely instance (`db`) whose every statement runs on the
@@ -470,7 +469,7 @@ export class RequestScope {
     try {
       client = await this.#source.connect(this.#readOnly);
     } catch (error) {
-      if (error instanceof Error && error.message === POOL_TIMEOUT_MESSAGE) {
+      if (isPoolTimeout(error)) {
         this.#acquireTimedOut = true;
         throw new DatabaseBusyError(this.#options.poolTimeoutMs);
       }

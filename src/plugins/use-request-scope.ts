@@ -20,6 +20,8 @@ export interface UseRequestScopeOptions {
   onScopeReleased?: (stats: RequestScopeStats, request: Request) => void;
   /** Where failures that no client can see are logged (a throwing observer, a failed release). */
   logger: Logger;
+  /** Whether the server accepts HTTP batches (JSON arrays of operations). @default false */
+  batching?: boolean;
   /** Behind a transaction pooler (`DATABASE_POOLER=transaction`): see `RequestScopeOptions.pooler`. */
   pooler?: RequestScopeOptions['pooler'];
   /** Told about every batch the request's loaders dispatch (metrics). */
@@ -74,7 +76,8 @@ export function useRequestScope(options: UseRequestScopeOptions): Plugin<Request
       extendContext(scopeOf(context.request).context);
     },
     onRequestParse({ request, requestParser, setRequestParser }) {
-      if (!requestParser) return;
+      // Only a server that accepts batches can receive one; the others skip this wrapper.
+      if (!options.batching || !requestParser) return;
       const parse = requestParser;
       setRequestParser(async (req) => {
         const params = await parse(req);

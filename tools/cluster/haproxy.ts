@@ -3,6 +3,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readServerStates, type ServerState } from './haproxy-stats.js';
 import { type ManagedProcess, spawnManaged, type StopStep } from './managed-process.js';
+import { ManagedService } from './managed-service.js';
 import { createPrivateDir } from './service-user.js';
 import { waitUntil } from './wait.js';
 
@@ -40,40 +41,21 @@ const START_TIMEOUT_MS = 15_000;
 export const CHECK_INTERVAL_MS = 500;
 
 /** An HAProxy process that we started and stop by its PID. */
-export class Haproxy {
+export class Haproxy extends ManagedService {
   /** Names it in errors and listings. */
-  readonly name = 'haproxy';
+  override readonly name = 'haproxy';
   /** Its HTTP port on 127.0.0.1. */
   readonly port: number;
-  /** Its folder: `haproxy.cfg` and the stats socket. */
-  readonly dir: string;
   /** `http://127.0.0.1:<port>`. */
   readonly origin: string;
-  readonly #process: ManagedProcess;
   readonly #statsSocket: string;
 
   /** Use {@link startHaproxy}. */
   constructor(process: ManagedProcess, port: number, dir: string) {
-    this.#process = process;
+    super(process, dir, STOP_LADDER);
     this.port = port;
-    this.dir = dir;
     this.origin = `http://127.0.0.1:${port}`;
     this.#statsSocket = statsSocketOf(dir);
-  }
-
-  /** Its PID while it runs. */
-  get pid(): number | undefined {
-    return this.#process.running ? this.#process.pid : undefined;
-  }
-
-  /** True until it has exited. */
-  get running(): boolean {
-    return this.#process.running;
-  }
-
-  /** Its last log lines. */
-  tail(count?: number): string {
-    return this.#process.tail(count);
   }
 
   /** Each instance as HAProxy's health checks see it now (`UP`, `DOWN`, `UP 1/2`…). */
@@ -93,16 +75,7 @@ export class Haproxy {
     );
   }
 
-  /** SIGTERM by PID, SIGKILL if it lingers. */
-  async stop(): Promise<void> {
-    await this.#process.stop(STOP_LADDER);
-  }
 
-  /** Stops it and deletes its folder. */
-  async destroy(): Promise<void> {
-    await this.stop();
-    if (existsSync(this.dir)) await rm(this.dir, { recursive: true, force: true });
-  }
 }
 
 /**

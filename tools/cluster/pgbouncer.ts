@@ -3,6 +3,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { type ManagedProcess, spawnManaged, type StopStep } from './managed-process.js';
+import { ManagedService } from './managed-service.js';
 import { createPrivateDir, serviceUser, writePrivateFile } from './service-user.js';
 import { type DatabaseEndpoint, endpointUrl, queryOnce } from './sql.js';
 import { waitUntil } from './wait.js';
@@ -37,26 +38,22 @@ const START_TIMEOUT_MS = 15_000;
  * A PgBouncer process in transaction mode that we started and stop by its PID. Clients log in as
  * {@link PgBouncer.app}; the same role may open the admin console ({@link PgBouncer.admin}).
  */
-export class PgBouncer {
+export class PgBouncer extends ManagedService {
   /** Names it in errors and listings. */
-  readonly name = 'pgbouncer';
+  override readonly name = 'pgbouncer';
   /** Its TCP port on 127.0.0.1. */
   readonly port: number;
-  /** Its folder: `pgbouncer.ini` and `userlist.txt`. */
-  readonly dir: string;
   /** `default_pool_size`. */
   readonly poolSize: number;
   /** `max_client_conn`. */
   readonly maxClientConn: number;
   /** What a client connects to: the target's database and role, at PgBouncer's port. */
   readonly app: DatabaseEndpoint;
-  readonly #process: ManagedProcess;
 
   /** Use {@link startPgBouncer}. */
   constructor(process: ManagedProcess, options: StartPgBouncerOptions, dir: string) {
-    this.#process = process;
+    super(process, dir, STOP_LADDER);
     this.port = options.port;
-    this.dir = dir;
     this.poolSize = options.poolSize;
     this.maxClientConn = options.maxClientConn;
     this.app = { ...options.target, host: '127.0.0.1', port: options.port };
@@ -72,36 +69,12 @@ export class PgBouncer {
     return endpointUrl({ ...this.app, database: 'pgbouncer' });
   }
 
-  /** Its PID while it runs. */
-  get pid(): number | undefined {
-    return this.#process.running ? this.#process.pid : undefined;
-  }
-
-  /** True until it has exited. */
-  get running(): boolean {
-    return this.#process.running;
-  }
-
-  /** Its last log lines. */
-  tail(count?: number): string {
-    return this.#process.tail(count);
-  }
-
   /** Runs one admin console command (`SHOW POOLS`) and returns its rows (values are strings). */
   admin<Row extends pg.QueryResultRow>(command: string): Promise<Row[]> {
     return queryOnce<Row>(this.adminUrl, command);
   }
 
-  /** SIGTERM (immediate shutdown) by PID, SIGKILL if it lingers. */
-  async stop(): Promise<void> {
-    await this.#process.stop(STOP_LADDER);
-  }
 
-  /** Stops it and deletes its folder. */
-  async destroy(): Promise<void> {
-    await this.stop();
-    if (existsSync(this.dir)) await rm(this.dir, { recursive: true, force: true });
-  }
 }
 
 /**
