@@ -1,4 +1,6 @@
+import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
+import { poolSource, RequestScope } from '../src/db/request-scope.js';
 import { useTestEnvironment } from './support/server.js';
 
 const t = useTestEnvironment();
@@ -89,5 +91,42 @@ describe('writes (I5)', () => {
       label: 'a\u0000b',
     });
     expect(body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  });
+
+  it('runs two transactions of one request one after the other on its one connection', async () => {
+    const scope = new RequestScope(poolSource(t.server.server.pool), { poolTimeoutMs: 10_000 });
+    const labels = ['scope-trx-a', 'scope-trx-b'];
+    try {
+      // Started in the same tick: each BEGIN waits for the other's COMMIT (one connection).
+      const pids = await Promise.all(
+        labels.map((label) =>
+          scope.db.transaction().execute(async (trx) => {
+            await trx.insertInto('items').values({ number: 1, label }).execute();
+            const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx);
+            return rows[0]!.pid;
+          }),
+        ),
+      );
+      expect(new Set(pids).size).toBe(1);
+    } finally {
+      await scope.release();
+    }
+    // BEGIN, INSERT, SELECT, COMMIT twice; back to the pool, not destroyed.
+    expect(scope.stats).toMatchObject({ connectionsTaken: 1, statements: 8, destroyed: false });
+    const rows = await t.database.query<{ count: number }>('select count(*)::int as count from items where label = any($1)', [labels]);
+    expect(rows[0]?.count).toBe(2);
+    await t.database.query('delete from items where label = any($1)', [labels]);
+  });
+
+  it('refuses a savepoint in a controlled transaction instead of skipping it, and the connection goes back clean', async () => {
+    const scope = new RequestScope(poolSource(t.server.server.pool), { poolTimeoutMs: 10_000 });
+    try {
+      const trx = await scope.db.startTransaction().execute();
+      await expect(trx.savepoint('before_write').execute()).rejects.toThrow('The `savepoint` method is not supported by this driver');
+      await trx.rollback().execute();
+    } finally {
+      await scope.release();
+    }
+    expect(scope.stats).toMatchObject({ connectionsTaken: 1, statements: 2, destroyed: false });
   });
 });

@@ -1,4 +1,6 @@
+import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
+import { poolSource, RequestScope } from '../src/db/request-scope.js';
 import { useTestEnvironment } from './support/server.js';
 import { W2 } from './support/workloads.js';
 
@@ -51,5 +53,29 @@ describe('one connection per request (I1)', () => {
       }),
     );
     expect(new Set(pids).size).toBe(3);
+  });
+
+  it('keeps each request on its own connection and its own parameters while all share one query compiler', async () => {
+    const idle = t.server.server.pool.idleCount;
+    const scopes = Array.from({ length: 3 }, () => new RequestScope(poolSource(t.server.server.pool), { poolTimeoutMs: 10_000 }));
+    // Three requests' statements built, compiled and sent interleaved, three rounds each.
+    const rounds = await Promise.all(
+      scopes.map(async (scope, index) => {
+        const answers: { pid: number; echo: number }[] = [];
+        for (let round = 0; round < 3; round += 1) {
+          const { rows } = await sql<{ pid: number; echo: number }>`select pg_backend_pid() as pid, ${index * 10 + round}::int as echo`.execute(scope.db);
+          answers.push(rows[0]!);
+        }
+        return answers;
+      }),
+    );
+    await Promise.all(scopes.map((scope) => scope.release()));
+    rounds.forEach((answers, index) => {
+      expect(answers.map((answer) => answer.echo)).toEqual([index * 10, index * 10 + 1, index * 10 + 2]);
+      expect(new Set(answers.map((answer) => answer.pid)).size).toBe(1);
+      expect(scopes[index]!.stats).toMatchObject({ connectionsTaken: 1, statements: 3, backendPid: answers[0]!.pid });
+    });
+    expect(new Set(rounds.map((answers) => answers[0]!.pid)).size).toBe(3);
+    expect(t.server.server.pool.idleCount).toBeGreaterThanOrEqual(idle);
   });
 });

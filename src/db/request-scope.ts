@@ -1,10 +1,10 @@
 import { performance } from 'node:perf_hooks';
-import { Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import pg from 'pg';
 import { DatabaseBusyError, DatabaseUnavailableError, StatementTimeoutError, WritesRolledBackError } from '../errors.js';
 import { isPoolTimeout } from './pool.js';
 import type { Database } from './schema.js';
-import { ScopeDialect } from './scope-dialect.js';
+import { createScopeDb } from './scope-dialect.js';
 
 /** What one request did with the database, reported when its scope is released. */
 export interface RequestScopeStats {
@@ -105,7 +105,11 @@ const lastReturned = new WeakMap<pg.PoolClient, number>();
  * while it is open join it, since they share the connection.
  */
 export class RequestScope {
-  /** Kysely bound to this request's connection. Never use it after the response has finished. */
+  /**
+   * Kysely bound to this request's connection. Never use it after the response has finished.
+   * Cheap to make: only its executor is per request; compiler, adapter and driver are shared by
+   * the process (see `createScopeDb`).
+   */
   readonly db: Kysely<Database>;
 
   readonly #source: ConnectionSource;
@@ -141,7 +145,7 @@ export class RequestScope {
   constructor(source: ConnectionSource, options: RequestScopeOptions) {
     this.#source = source;
     this.#options = options;
-    this.db = new Kysely<Database>({ dialect: new ScopeDialect(this) });
+    this.db = createScopeDb(this);
   }
 
   /** What this request did with the database so far. */
