@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { RequestContext } from './context.js';
 import { createPool, guardConnectionErrors, type PoolSettings } from './db/pool.js';
+import { createFastPath, type FastPathListener } from './fast-path.js';
 import { replicaConnectTimeoutMs, ReplicaRouter } from './db/replica-router.js';
 import { poolSource, type RequestScopeStats } from './db/request-scope.js';
 import { createLogger, toYogaLogger } from './logger.js';
@@ -102,11 +103,25 @@ export interface CreateServerOptions {
    * @default {@link DEFAULT_READINESS}, at '/ready'
    */
   readiness?: Partial<ReadinessOptions> & { endpoint?: string };
+  /**
+   * Whether `requestListener` answers JSON POSTs of one operation itself, without graphql-yoga's
+   * HTTP layer (see `createFastPath`); false sends every request through graphql-yoga (tests
+   * compare the two). @default true
+   */
+  fastPath?: boolean;
 }
 
 /** What {@link createServer} returns. */
 export interface PoolgraphServer {
-  /** The graphql-yoga app: a Node request listener and a WHATWG `fetch` handler. */
+  /**
+   * What to mount on a Node HTTP server (`http.createServer(server.requestListener)`): the fast
+   * path for JSON POSTs of one operation, graphql-yoga for every other request.
+   */
+  requestListener: FastPathListener;
+  /**
+   * The graphql-yoga app: a Node request listener (every request through graphql-yoga's HTTP
+   * layer) and a WHATWG `fetch` handler, for hosts that mount it elsewhere.
+   */
   yoga: YogaServerInstance<ServerContext, RequestContext>;
   /** The pool every request borrows its one connection from (the primary's, with a replica). */
   pool: pg.Pool;
@@ -178,6 +193,20 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     : undefined;
   const requestMetrics: RequestMetrics | undefined = registry ? createRequestMetrics(registry) : undefined;
   const requestLog = useRequestLog({ logger, graphqlEndpoint });
+  const metrics = registry ? useMetrics({ registry, endpoint: options.metrics?.endpoint ?? '/metrics' }) : undefined;
+  const requestScope = useRequestScope({
+    batching: Boolean(options.batchLimit),
+    connections: replicaRouter ?? poolSource(pool),
+    ...(pooler ? { pooler } : {}),
+    poolTimeoutMs,
+    logger,
+    onLoaderBatch: requestMetrics?.observeLoaderBatch,
+    onScopeReleased(stats, request) {
+      requestMetrics?.observeScope(stats);
+      requestLog.recordScope(request, stats);
+      options.onScopeReleased?.(stats, request);
+    },
+  });
 
   const yoga = createYoga<ServerContext, RequestContext>({
     // A federation v2 subgraph schema (`_service`, `_entities`) that is also a plain GraphQL API.
@@ -203,28 +232,14 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
       // First, so that its line times the whole request and every response carries the id.
       requestLog,
       useReadiness(readiness, readyEndpoint),
-      ...(registry
-        ? [useMetrics({ registry, endpoint: options.metrics?.endpoint ?? '/metrics' })]
-        : []),
+      ...(metrics ? [metrics] : []),
       // A browser sends a form or text/plain POST (or a GET) cross-site without a CORS preflight;
       // such requests must carry a header a form cannot set. JSON POSTs are preflighted: unaffected.
       useCSRFPrevention({ requestHeaders: CSRF_HEADERS }),
       useBodyLimit(limits.maxBodyBytes),
       useLimits(limits),
       ...(options.persistedDocuments ? [usePersistedDocuments(options.persistedDocuments)] : []),
-      useRequestScope({
-        batching: Boolean(options.batchLimit),
-        connections: replicaRouter ?? poolSource(pool),
-        ...(pooler ? { pooler } : {}),
-        poolTimeoutMs,
-        logger,
-        onLoaderBatch: requestMetrics?.observeLoaderBatch,
-        onScopeReleased(stats, request) {
-          requestMetrics?.observeScope(stats);
-          requestLog.recordScope(request, stats);
-          options.onScopeReleased?.(stats, request);
-        },
-      }),
+      requestScope,
       usePartialDataStatus(),
       useRequestErrorCode(),
       // Stop resolving fields of an operation whose client went away (graphql-jit, below, runs
@@ -234,7 +249,17 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     ],
   });
 
+  const requestListener = createFastPath({
+    yoga,
+    maxBodyBytes: limits.maxBodyBytes,
+    // In plugin order, as graphql-yoga calls their hooks.
+    hooks: [requestLog.fastPath, ...(metrics ? [metrics.fastPath] : []), requestScope.fastPath],
+    logger,
+    enabled: options.fastPath ?? true,
+  });
+
   return {
+    requestListener,
     yoga,
     pool,
     replicaPool,

@@ -72,7 +72,7 @@ async function main(): Promise<void> {
       ],
       { logger, pooler: config.pool.pooler ?? 'none' },
     );
-    const http = createDrainableHttpServer(server.yoga);
+    const http = createDrainableHttpServer(server.requestListener);
     const metricsHttp =
       server.metrics && config.metrics.port !== undefined
         ? createDrainableHttpServer(createMetricsListener(server.metrics))

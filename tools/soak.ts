@@ -75,7 +75,7 @@ await migrateToLatest(url);
 await withOneConnection(url, (db) => seed(db, { categories: 100, itemsPerCategory: 100 }));
 
 const server = createServer({ database: { ...pool, connectionString: url }, logger: pino({ level: 'silent' }) });
-const http = createDrainableHttpServer(server.yoga);
+const http = createDrainableHttpServer(server.requestListener);
 const port = await http.listen(0, '127.0.0.1');
 const endpoint = `http://127.0.0.1:${port}/graphql`;
 

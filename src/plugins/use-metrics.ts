@@ -1,7 +1,9 @@
 import { createCounter, createHistogram, usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import { type DocumentNode, type ExecutionResult, getOperationAST } from 'graphql';
 import { isAsyncIterable, type Plugin, type YogaInitialContext } from 'graphql-yoga';
-import { Counter, type Registry } from 'prom-client';
+import { performance } from 'node:perf_hooks';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { FastPathHooks } from './fast-path-hooks.js';
 
 /** Options of {@link useMetrics}. */
 export interface UseMetricsOptions {
@@ -54,7 +56,7 @@ function boundedOperationNames(): (name: string | undefined) => string {
  * Operation names are chosen by clients, so every metric keeps at most
  * {@link MAX_OPERATION_NAMES} of them as label values (later ones count as `other`).
  */
-export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContext> {
+export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContext> & { fastPath: FastPathHooks } {
   const { registry } = options;
   const operationName = boundedOperationNames();
   const operationLabels = (params: { operationName?: string; operationType?: string }) => ({
@@ -74,8 +76,19 @@ export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContex
     labelNames: ['operationName', 'code'] as const,
     registers: [registry],
   });
+  // graphql-yoga's prometheus plugin would observe it too, from its own hooks; it is kept here,
+  // with the plugin's name, help, labels and buckets, so the fast path can observe it as well.
+  const httpDuration = new Histogram({
+    name: 'graphql_yoga_http_duration',
+    help: 'Time spent on HTTP connection',
+    labelNames: ['operationName', 'operationType', 'method', 'statusCode'] as const,
+    registers: [registry],
+  });
   /** The operation name of each GraphQL context whose document parsed. */
   const operationNames = new WeakMap<object, string>();
+  /** When each request arrived, and its operation once a document parsed (HTTP histogram). */
+  const started = new WeakMap<Request, number>();
+  const operations = new WeakMap<Request, { operationName?: string; operationType?: string }>();
   /** Requests whose errors were counted per operation, in `onExecutionResult`. */
   const counted = new WeakSet<Request>();
 
@@ -84,6 +97,23 @@ export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContex
       const code = error.extensions?.['code'];
       errors.inc({ operationName: operationName(name), code: typeof code === 'string' ? code : NO_CODE });
     }
+  }
+
+  function countRefusal(request: Request, result: ExecutionResult | ExecutionResult[]): void {
+    // Refused before any operation ran (CSRF, body size, persisted documents, batch size).
+    if (counted.has(request)) return;
+    for (const single of Array.isArray(result) ? result : [result]) count(single, ANONYMOUS);
+  }
+
+  /** As graphql-yoga's plugin: only requests whose document parsed are observed. */
+  function observeHttp(request: Request, status: number): void {
+    const start = started.get(request);
+    const operation = operations.get(request);
+    if (start === undefined || !operation) return;
+    httpDuration.observe(
+      { ...operationLabels(operation), method: request.method, statusCode: status },
+      (performance.now() - start) / 1000,
+    );
   }
 
   return {
@@ -118,19 +148,8 @@ export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContex
               'Time spent on running GraphQL "validate" function',
               ['validate'],
             ),
-            graphql_yoga_http_duration: createHistogram({
-              registry,
-              histogram: {
-                name: 'graphql_yoga_http_duration',
-                help: 'Time spent on HTTP connection',
-                labelNames: ['operationName', 'operationType', 'method', 'statusCode'] as const,
-              },
-              fillLabelsFn: (params, { request, response }: { request: Request; response: Response }) => ({
-                ...operationLabels(params),
-                method: request.method,
-                statusCode: response.status,
-              }),
-            }),
+            // Ours (below), so that the fast path observes the same histogram.
+            graphql_yoga_http_duration: false,
             graphql_envelop_request_time_summary: false,
             graphql_envelop_deprecated_field: false,
             graphql_envelop_phase_context: false,
@@ -144,9 +163,18 @@ export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContex
         }),
       );
     },
+    onRequest({ request }) {
+      started.set(request, performance.now());
+    },
     onParse({ context }) {
       return ({ result }) => {
-        if (isDocument(result)) operationNames.set(context, nameOf(result, context));
+        if (!isDocument(result)) return;
+        const operation = getOperationAST(result, context.params?.operationName);
+        operationNames.set(context, operation?.name?.value ?? ANONYMOUS);
+        operations.set(context.request, {
+          ...(operation?.name ? { operationName: operation.name.value } : {}),
+          ...(operation ? { operationType: operation.operation } : {}),
+        });
       };
     },
     onExecutionResult({ request, result, context }) {
@@ -155,18 +183,26 @@ export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContex
       if (!isAsyncIterable(result)) count(result, operationNames.get(context) ?? ANONYMOUS);
     },
     onResultProcess({ request, result }) {
-      // Refused before any operation ran (CSRF, body size, persisted documents, batch size).
-      if (counted.has(request) || isAsyncIterable(result)) return;
-      for (const single of Array.isArray(result) ? result : [result]) count(single, ANONYMOUS);
+      if (!isAsyncIterable(result)) countRefusal(request, result);
+    },
+    onResponse({ request, response }) {
+      observeHttp(request, response.status);
+    },
+    fastPath: {
+      requestStarted(request) {
+        started.set(request, performance.now());
+      },
+      resultReady(request, result) {
+        countRefusal(request, result);
+        return result;
+      },
+      responseReady(request, status) {
+        observeHttp(request, status);
+      },
     },
   };
 }
 
 function isDocument(result: unknown): result is DocumentNode {
   return typeof result === 'object' && result !== null && (result as { kind?: unknown }).kind === 'Document';
-}
-
-/** The operation's name as the request selects it (`operationName`), or `Anonymous`. */
-function nameOf(document: DocumentNode, context: YogaInitialContext): string {
-  return getOperationAST(document, context.params?.operationName)?.name?.value ?? ANONYMOUS;
 }

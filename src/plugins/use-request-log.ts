@@ -5,6 +5,7 @@ import { isAsyncIterable, maskError, type Plugin, type YogaInitialContext } from
 import type { Logger } from 'pino';
 import type { RequestScopeStats } from '../db/request-scope.js';
 import { PoolgraphError } from '../errors.js';
+import type { FastPathHooks } from './fast-path-hooks.js';
 
 /** The header a request id is read from and echoed in. */
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -31,6 +32,8 @@ export interface UseRequestLogOptions {
 export interface RequestLogPlugin extends Plugin<YogaInitialContext> {
   /** Adds what `request` did with the database to its line (call it from `onScopeReleased`). */
   recordScope(request: Request, stats: RequestScopeStats): void;
+  /** The same line and request id for requests the fast path answers. */
+  fastPath: FastPathHooks;
 }
 
 /** What one request's line collects until it is written. */
@@ -140,6 +143,21 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
     return created;
   }
 
+  function recordResult(request: Request, result: ExecutionResult | ExecutionResult[]): void {
+    const entry = entries.get(request);
+    if (!entry) return;
+    for (const single of Array.isArray(result) ? result : [result]) logCauses(entry, single);
+  }
+
+  /** Records the response's status and returns the request id it must carry. */
+  function recordResponse(request: Request, status: number): string {
+    const entry = entryOf(request);
+    entry.status = status;
+    entry.finished = true;
+    write(entry);
+    return entry.id;
+  }
+
   return {
     onRequest({ request, url }) {
       entryOf(request, url.pathname);
@@ -158,22 +176,28 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
       if (entry) entry.scopeExpected = true;
     },
     onResultProcess({ request, result }) {
-      const entry = entries.get(request);
-      if (!entry || isAsyncIterable(result)) return;
-      for (const single of Array.isArray(result) ? result : [result]) logCauses(entry, single);
+      if (!isAsyncIterable(result)) recordResult(request, result);
     },
     onResponse({ request, response }) {
-      const entry = entryOf(request);
-      response.headers.set(REQUEST_ID_HEADER, entry.id);
-      entry.status = response.status;
-      entry.finished = true;
-      write(entry);
+      response.headers.set(REQUEST_ID_HEADER, recordResponse(request, response.status));
     },
     recordScope(request, stats) {
       const entry = entries.get(request);
       if (!entry) return;
       entry.stats = stats;
       write(entry);
+    },
+    fastPath: {
+      requestStarted(request) {
+        entryOf(request, options.graphqlEndpoint);
+      },
+      resultReady(request, result) {
+        recordResult(request, result);
+        return result;
+      },
+      responseReady(request, status, setHeader) {
+        setHeader(REQUEST_ID_HEADER, recordResponse(request, status));
+      },
     },
   };
 }

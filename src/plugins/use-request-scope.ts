@@ -6,6 +6,7 @@ import type { RequestContext } from '../context.js';
 import { type ConnectionSource, RequestScope, type RequestScopeOptions, type RequestScopeStats } from '../db/request-scope.js';
 import { createLoaders, type LoaderBatchObserver } from '../loaders.js';
 import { runsAtMostOneStatement } from '../statement-plan.js';
+import type { FastPathHooks } from './fast-path-hooks.js';
 
 /** Options of {@link useRequestScope}. */
 export interface UseRequestScopeOptions {
@@ -41,7 +42,7 @@ export interface UseRequestScopeOptions {
  * - when the request is aborted (the client disconnected), since no response hook runs then.
  * Release waits for statements still in flight, so both paths are safe while resolvers still run.
  */
-export function useRequestScope(options: UseRequestScopeOptions): Plugin<RequestContext> {
+export function useRequestScope(options: UseRequestScopeOptions): Plugin<RequestContext> & { fastPath: FastPathHooks } {
   const scopes = new WeakMap<Request, { scope: RequestScope; context: RequestContext }>();
   /** Requests that carry a batch (a JSON array) of operations. */
   const batches = new WeakSet<Request>();
@@ -71,6 +72,26 @@ export function useRequestScope(options: UseRequestScopeOptions): Plugin<Request
     return entry;
   }
 
+  /**
+   * Behind a transaction pooler, commits the operation's transaction before the response is
+   * built. Returns the error the client must get instead of the data when the COMMIT failed.
+   */
+  async function finish(request: Request): Promise<GraphQLError | undefined> {
+    const scope = scopes.get(request)?.scope;
+    if (!scope) return undefined;
+    try {
+      await scope.finish();
+      return undefined;
+    } catch (error) {
+      return error instanceof GraphQLError ? error : new GraphQLError('Unexpected error.', { originalError: toError(error) });
+    }
+  }
+
+  async function releaseScopeOf(request: Request): Promise<void> {
+    const entry = scopes.get(request);
+    if (entry) await release(entry.scope);
+  }
+
   return {
     onContextBuilding({ context, extendContext }) {
       extendContext(scopeOf(context.request).context);
@@ -97,20 +118,19 @@ export function useRequestScope(options: UseRequestScopeOptions): Plugin<Request
       else if (!batches.has(request)) scope?.markReadOnly();
     },
     async onResultProcess({ request, result, setResult }) {
-      // Behind a transaction pooler, the operation's transaction commits here, before the response
-      // is built: if the COMMIT fails, the client gets that error instead of the data.
-      const scope = scopes.get(request)?.scope;
-      if (!scope || isAsyncIterable(result)) return;
-      try {
-        await scope.finish();
-      } catch (error) {
-        const failure = error instanceof GraphQLError ? error : new GraphQLError('Unexpected error.', { originalError: toError(error) });
-        setResult(Array.isArray(result) ? result.map(() => ({ errors: [failure] })) : { errors: [failure] });
-      }
+      if (isAsyncIterable(result)) return;
+      const failure = await finish(request);
+      if (failure) setResult(Array.isArray(result) ? result.map(() => ({ errors: [failure] })) : { errors: [failure] });
     },
     async onResponse({ request }) {
-      const entry = scopes.get(request);
-      if (entry) await release(entry.scope);
+      await releaseScopeOf(request);
+    },
+    fastPath: {
+      async resultReady(request, result) {
+        const failure = await finish(request);
+        return failure ? { errors: [failure] } : result;
+      },
+      responseReady: releaseScopeOf,
     },
   };
 }

@@ -44,7 +44,7 @@ export interface TestServer {
 }
 
 /** `createServer` options a test may set (the logger defaults to a silent one). */
-export type TestServerOptions = Pick<CreateServerOptions, 'persistedDocuments' | 'batchLimit' | 'metrics' | 'readiness' | 'logger'>;
+export type TestServerOptions = Pick<CreateServerOptions, 'persistedDocuments' | 'batchLimit' | 'metrics' | 'readiness' | 'logger' | 'fastPath'>;
 
 /** Starts `createServer` (with the test-only fields) on a real HTTP socket. */
 export async function startTestServer(
@@ -64,7 +64,7 @@ export async function startTestServer(
   server.pool.on('acquire', (client) => {
     acquired.push((client as typeof client & { processID: number }).processID);
   });
-  const http = createHttpServer(server.yoga);
+  const http = createHttpServer(server.requestListener);
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/graphql`;
 

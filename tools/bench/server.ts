@@ -100,7 +100,7 @@ if (mode === 'raw') {
     await warmUpPool(server.replicaPool, config.pool.size).catch((error: unknown) => server.replicaRouter?.markDown(error));
   }
   pool = server.pool;
-  listener = server.yoga;
+  listener = server.requestListener;
   close = async () => {
     await server.close();
     await unpooled?.end();

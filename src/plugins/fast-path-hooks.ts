@@ -1,0 +1,24 @@
+import type { ExecutionResult } from 'graphql';
+
+/**
+ * What a plugin does around a request that the fast path (`src/fast-path.ts`) answers without
+ * graphql-yoga's HTTP layer. graphql-yoga calls a plugin's `onRequest`, `onResultProcess` and
+ * `onResponse` hooks; the fast path calls these instead, at the same points and in the same
+ * plugin order, and each plugin runs the same code from both (its Yoga hooks call these too).
+ * Everything between (parameters, parsing, validation, context, execution, execution results)
+ * runs through graphql-yoga's own pipeline on both paths.
+ */
+export interface FastPathHooks {
+  /** The request arrived (graphql-yoga's `onRequest`). */
+  requestStarted?(request: Request): void;
+  /**
+   * The operation's result, before it is serialised (`onResultProcess`). Returns the result to
+   * send: the same one, or one that replaces it.
+   */
+  resultReady?(request: Request, result: ExecutionResult): ExecutionResult | Promise<ExecutionResult>;
+  /**
+   * The response's status is known and it is about to be sent (`onResponse`); `setHeader` adds
+   * a header to it.
+   */
+  responseReady?(request: Request, status: number, setHeader: (name: string, value: string) => void): void | Promise<void>;
+}
