@@ -1,4 +1,7 @@
+import pg from 'pg';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { createServer } from '../src/app.js';
 import { useTestEnvironment } from './support/server.js';
 
 const t = useTestEnvironment();
@@ -63,6 +66,49 @@ describe('reading items', () => {
     const { body } = await t.server.graphql('{ item(id: "1") { createdAt } }');
     const createdAt = (body.data?.item as { createdAt: string }).createdAt;
     expect(new Date(createdAt).toISOString()).toBe(createdAt);
+  });
+
+  it('serves createdAt the same, to the millisecond, from its own pool and from a lent one', async () => {
+    // PostgreSQL keeps microseconds, an offset and years outside 1970..9999; the API answers in UTC
+    // with milliseconds (the microseconds cut, not rounded), as it always has.
+    const stored: [string, string][] = [
+      ['2', '2024-02-29 23:59:59.123456+00'],
+      ['3', '2021-06-01 08:00:00.9999+05:30'],
+      ['4', '0050-01-01 00:00:00+00'],
+      ['5', '1969-12-31 23:59:59.5-08'],
+    ];
+    const expected = {
+      i2: { createdAt: '2024-02-29T23:59:59.123Z' },
+      i3: { createdAt: '2021-06-01T02:30:00.999Z' },
+      i4: { createdAt: '0050-01-01T00:00:00.000Z' },
+      i5: { createdAt: '1970-01-01T07:59:59.500Z' },
+    };
+    const query = '{ i2: item(id: "2") { createdAt } i3: item(id: "3") { createdAt } i4: item(id: "4") { createdAt } i5: item(id: "5") { createdAt } }';
+    for (const [id, createdAt] of stored) {
+      await t.database.query('update items set created_at = $2 where id = $1', [id, createdAt]);
+    }
+
+    const own = await t.server.graphql(query);
+    expect(own.body).toEqual({ data: expected });
+    // Through the categories' lateral query too (the rows W2 reads).
+    const nested = await t.server.graphql('{ category(id: "1") { items(first: 5) { id createdAt } } }');
+    const items = (nested.body.data?.category as { items: { id: string; createdAt: string }[] }).items;
+    expect(items.slice(1).map((item) => item.createdAt)).toEqual(Object.values(expected).map((e) => e.createdAt));
+
+    // A pool the host lends keeps pg's global type parsers: the answer must not change.
+    const lent = new pg.Pool({ connectionString: t.database.url, max: 1 });
+    const server = createServer({ database: lent, logger: pino({ level: 'silent' }) });
+    try {
+      const response = await server.yoga.fetch('http://localhost/graphql', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query }),
+      });
+      expect(await response.text()).toBe(JSON.stringify({ data: expected }));
+    } finally {
+      await server.close();
+      await lent.end();
+    }
   });
 
   it('lists categories with their item counts, paginated by id', async () => {
