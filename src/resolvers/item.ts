@@ -9,6 +9,7 @@ export const Item: ItemResolvers = {
    */
   __resolveReference: (reference, { loaders }) => loaders.itemById.load(parseId(reference.id, 'id')),
   createdAt: (item) => item.created_at,
+  /** Synchronous when the request already holds the category (a list fetched it): W2's case. */
   category: (item, _args, { loaders }) =>
-    item.category_id === null ? null : loaders.categoryById.load(item.category_id),
+    item.category_id === null ? null : loaders.categoryById.get(item.category_id),
 };

@@ -17,7 +17,7 @@ export const Query: QueryResolvers = {
   },
 
   item(_parent, args, { loaders }) {
-    return loaders.itemById.load(parseId(args.id, 'id'));
+    return loaders.itemById.get(parseId(args.id, 'id'));
   },
 
   async categories(_parent, args, { db, loaders }) {
@@ -30,6 +30,6 @@ export const Query: QueryResolvers = {
   },
 
   category(_parent, args, { loaders }) {
-    return loaders.categoryById.load(parseId(args.id, 'id'));
+    return loaders.categoryById.get(parseId(args.id, 'id'));
   },
 };
