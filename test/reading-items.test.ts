@@ -95,6 +95,13 @@ describe('reading items', () => {
     const items = (nested.body.data?.category as { items: { id: string; createdAt: string }[] }).items;
     expect(items.slice(1).map((item) => item.createdAt)).toEqual(Object.values(expected).map((e) => e.createdAt));
 
+    // The server's pool leaves timestamptz as text for its own connections only: pg's global
+    // parsers, which every other pool of the process uses, still give a Date.
+    const ownPool = await t.server.server.pool.query<{ created_at: unknown }>('select created_at from items where id = 2');
+    expect(typeof ownPool.rows[0]?.created_at).toBe('string');
+    const [row] = await t.database.query<{ created_at: unknown }>('select created_at from items where id = 2');
+    expect(row?.created_at).toEqual(new Date('2024-02-29T23:59:59.123Z'));
+
     // A pool the host lends keeps pg's global type parsers: the answer must not change.
     const lent = new pg.Pool({ connectionString: t.database.url, max: 1 });
     const server = createServer({ database: lent, logger: pino({ level: 'silent' }) });

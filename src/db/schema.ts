@@ -21,7 +21,12 @@ export interface ItemTable {
   number: number;
   label: ColumnType<string, string | undefined, string>;
   category_id: string | null;
-  created_at: ColumnType<Date, never, never>;
+  /**
+   * PostgreSQL's text (`2024-02-29 23:59:59.123456+00`) from the pools `createPool` makes, which
+   * leave `timestamptz` unparsed; a `Date` from a pool with pg's default parsers (one lent to
+   * `createServer`). Read it through `createdAtOf` (`repositories/items.ts`), which takes both.
+   */
+  created_at: ColumnType<string | Date, never, never>;
 }
 
 /** A row of `categories` as repositories return it; the GraphQL `Category` is resolved from it. */

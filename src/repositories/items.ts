@@ -2,6 +2,18 @@ import { type Kysely, type Updateable, sql } from 'kysely';
 import pg from 'pg';
 import type { Database, ItemRow, ItemTable } from '../db/schema.js';
 
+/** pg's own `timestamptz` parser (postgres-date), the one a pool with default parsers applies. */
+const parseTimestamptz: (value: string) => Date = pg.types.getTypeParser(pg.types.builtins.TIMESTAMPTZ, 'text');
+
+/**
+ * When the item was created, as a `Date`, whichever pool read the row: our pools leave
+ * `timestamptz` as text (see `poolTypeParsers`) and it is parsed here, only for the rows whose
+ * `createdAt` is selected, with the same parser pg would have used, so the answer is the same.
+ */
+export function createdAtOf(row: Pick<ItemRow, 'created_at'>): Date {
+  return typeof row.created_at === 'string' ? parseTimestamptz(row.created_at) : row.created_at;
+}
+
 /** A page of items by keyset: ids greater than `afterId`, optionally within a `number` range. */
 export interface ItemPage {
   first: number;
