@@ -32,11 +32,17 @@ describe('connections that break', () => {
     const running = t.server.graphql('{ backendPid sleep(seconds: 5) }');
     const { pool } = t.server.server;
     expect(await eventually(() => pool.totalCount - pool.idleCount === 1, 5_000)).toBe(true);
-    const [active] = await t.database.query<{ pid: number }>(
-      `select pid from pg_stat_activity
-       where datname = current_database() and application_name = 'poolgraph' and query like '%pg_sleep%'`,
-    );
-    expect(active).toBeDefined();
+    // The pool counts the client as checked out while it still connects and runs `backendPid`:
+    // wait (bounded) until the sleep itself shows in pg_stat_activity.
+    let active: { pid: number } | undefined;
+    const sleeping = await eventually(async () => {
+      [active] = await t.database.query<{ pid: number }>(
+        `select pid from pg_stat_activity
+         where datname = current_database() and application_name = 'poolgraph' and query like '%pg_sleep%'`,
+      );
+      return active !== undefined;
+    }, 4_000);
+    expect(sleeping).toBe(true);
     await terminateAppBackends([active!.pid]);
 
     const { body } = await running;
