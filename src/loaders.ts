@@ -17,11 +17,11 @@ import {
  */
 export interface Loaders {
   /** Items by id; null for an unknown id. Rows the request already holds are answered at once. */
-  itemById: RowLoader<ItemRow | null>;
+  itemById: SyncLoader<ItemRow | null>;
   /** Categories by id; null for an unknown id. Rows the request already holds are answered at once. */
-  categoryById: RowLoader<CategoryRow | null>;
-  /** The number of items of each category. */
-  itemCountByCategory: DataLoader<string, number>;
+  categoryById: SyncLoader<CategoryRow | null>;
+  /** The number of items of each category; counts the request already holds are answered at once. */
+  itemCountByCategory: SyncLoader<number>;
   /** The first `first` items of each category, ordered by id (the limit applied in SQL). */
   itemsByCategory: DataLoader<CategoryItemsKey, ItemRow[], string>;
   /** Forgets everything a write may have changed, so later loads see the request's own writes. */
@@ -42,15 +42,15 @@ export type LoaderBatchObserver = (loader: LoaderName, size: number) => void;
  * `onBatch`, each batch is reported to it first; the batch functions are otherwise unchanged.
  */
 export function createLoaders(db: Kysely<Database>, onBatch?: LoaderBatchObserver): Loaders {
-  const itemById = new RowLoader<ItemRow | null>(
+  const itemById = new SyncLoader<ItemRow | null>(
     observed('itemById', onBatch, async (ids) => inKeyOrder(ids, await findItemsByIds(db, ids), (row) => row.id)),
   );
-  const categoryById = new RowLoader<CategoryRow | null>(
+  const categoryById = new SyncLoader<CategoryRow | null>(
     observed('categoryById', onBatch, async (ids) =>
       inKeyOrder(ids, await findCategoriesByIds(db, ids), (row) => row.id),
     ),
   );
-  const itemCountByCategory = new DataLoader<string, number>(
+  const itemCountByCategory = new SyncLoader<number>(
     observed('itemCountByCategory', onBatch, async (ids) => {
       const counts = new Map(
         (await countItemsByCategories(db, ids)).map((row) => [row.category_id, row.count]),
@@ -84,55 +84,56 @@ export function createLoaders(db: Kysely<Database>, onBatch?: LoaderBatchObserve
 }
 
 /**
- * A by-id DataLoader that also remembers every row this request already holds (primed from a list,
- * or loaded), so that {@link RowLoader.get} answers those with the row itself instead of a promise.
+ * A DataLoader keyed by id that also remembers every value this request already holds (primed
+ * from a list, or loaded), so that {@link SyncLoader.get} answers those with the value itself
+ * instead of a promise.
  *
  * Why: a nested list resolves the same few parents many times (W2 asks `Item.category` for 200
  * items of 20 categories the list already fetched). A DataLoader answers each with a new promise
  * and a microtask, and graphql-jit completes a plain value much more cheaply than a promise.
- * Priming is a `Map.set` too, where DataLoader's `prime` allocates a resolved promise per row.
+ * Priming is a `Map.set` too, where DataLoader's `prime` allocates a resolved promise per value.
  * Like DataLoader's cache it lives for one request; `clearAll` forgets both.
  */
-export class RowLoader<Row extends object | null> {
-  /** Rows this request holds, by id; `null` for an id known not to exist. */
-  readonly #known = new Map<string, Row>();
-  readonly #loader: DataLoader<string, Row>;
+export class SyncLoader<Value extends NonNullable<unknown> | null> {
+  /** Values this request holds, by id (`null`: an id known not to exist). */
+  readonly #known = new Map<string, Value>();
+  readonly #loader: DataLoader<string, Value>;
 
   /** `batch` follows DataLoader's contract: one result per key, in key order. */
-  constructor(batch: DataLoader.BatchLoadFn<string, Row>) {
+  constructor(batch: DataLoader.BatchLoadFn<string, Value>) {
     const known = this.#known;
-    this.#loader = new DataLoader<string, Row>(async (ids) => {
-      const rows = await batch(ids);
+    this.#loader = new DataLoader<string, Value>(async (ids) => {
+      const values = await batch(ids);
       ids.forEach((id, index) => {
-        const row = rows[index];
-        if (row !== undefined && !(row instanceof Error)) known.set(id, row);
+        const value = values[index];
+        if (value !== undefined && !(value instanceof Error)) known.set(id, value);
       });
-      return rows;
+      return values;
     });
   }
 
   /**
-   * The row with this id: the row itself when this request already holds it (no promise, no
+   * The value for this id: the value itself when this request already holds it (no promise, no
    * statement), else a promise batched with the other loads of this tick into one statement.
    */
-  get(id: string): Row | Promise<Row> {
-    const row = this.#known.get(id);
-    return row === undefined ? this.#loader.load(id) : row;
+  get(id: string): Value | Promise<Value> {
+    const value = this.#known.get(id);
+    return value === undefined ? this.#loader.load(id) : value;
   }
 
-  /** Like {@link RowLoader.get}, always as a promise. */
-  load(id: string): Promise<Row> {
-    const row = this.#known.get(id);
-    return row === undefined ? this.#loader.load(id) : Promise.resolve(row);
+  /** Like {@link SyncLoader.get}, always as a promise. */
+  load(id: string): Promise<Value> {
+    const value = this.#known.get(id);
+    return value === undefined ? this.#loader.load(id) : Promise.resolve(value);
   }
 
-  /** Records a row the request fetched some other way; an id it already holds keeps its row. */
-  prime(id: string, row: Row): this {
-    if (!this.#known.has(id)) this.#known.set(id, row);
+  /** Records a value the request fetched some other way; an id it already holds keeps its value. */
+  prime(id: string, value: Value): this {
+    if (!this.#known.has(id)) this.#known.set(id, value);
     return this;
   }
 
-  /** Forgets every row, loaded or primed (after a write that may have changed them). */
+  /** Forgets every value, loaded or primed (after a write that may have changed them). */
   clearAll(): this {
     this.#known.clear();
     this.#loader.clearAll();

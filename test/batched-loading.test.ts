@@ -54,6 +54,54 @@ describe('batched loading (I4)', () => {
     ]);
   });
 
+  it('counts the items of a page of categories in the statement that lists them', async () => {
+    // W2: the categories with their counts, then their items: the counts cost no statement of their own.
+    const w2 = await t.server.measure(W2);
+    expect(w2.response.body.errors).toBeUndefined();
+    expect(w2.stats?.statements).toBe(2);
+
+    // However itemCount is reached: directly, through an inline fragment, or a named fragment.
+    const page = [
+      { id: '1', itemCount: 30 },
+      { id: '2', itemCount: 30 },
+    ];
+    for (const query of [
+      '{ categories(first: 2) { id itemCount } }',
+      '{ categories(first: 2) { id ... on Category { itemCount } } }',
+      '{ categories(first: 2) { ...counted } } fragment counted on Category { id itemCount }',
+    ]) {
+      const { response, stats } = await t.server.measure(query);
+      expect(response.body, query).toEqual({ data: { categories: page } });
+      expect(stats?.statements, query).toBe(1);
+    }
+
+    // Without itemCount the list does not count; a lone category still counts through its loader.
+    const names = await t.server.measure('{ categories(first: 2) { name } }');
+    expect(names.response.body.data).toEqual({ categories: [{ name: 'category-1' }, { name: 'category-2' }] });
+    expect(names.stats?.statements).toBe(1);
+    const one = await t.server.measure('{ category(id: "3") { itemCount } }');
+    expect(one.response.body.data).toEqual({ category: { itemCount: 30 } });
+    expect(one.stats?.statements).toBe(2);
+
+    // Two lists, only one of them counting, and a category without items (0, not missing).
+    await t.database.query(`insert into categories (name) values ('empty')`);
+    try {
+      const { response, stats } = await t.server.measure(
+        '{ counted: categories(first: 2, after: "29") { name itemCount } plain: categories(first: 1) { name } }',
+      );
+      expect(response.body.data).toEqual({
+        counted: [
+          { name: 'category-30', itemCount: 30 },
+          { name: 'empty', itemCount: 0 },
+        ],
+        plain: [{ name: 'category-1' }],
+      });
+      expect(stats?.statements).toBe(2);
+    } finally {
+      await t.database.query(`delete from categories where name = 'empty'`);
+    }
+  });
+
   it('answers W3 (20 aliased item lookups) with one statement, null for an unknown id', async () => {
     const { response, stats } = await t.server.measure(W3);
     expect(stats?.statements).toBe(1);

@@ -23,10 +23,10 @@ describe('behind a transaction pooler (DATABASE_POOLER=transaction)', () => {
     expect(w4.stats?.statements).toBe(1);
   });
 
-  it('runs the statements of a nested operation in one transaction: BEGIN, its three statements, COMMIT', async () => {
+  it('runs the statements of a nested operation in one transaction: BEGIN, its two statements, COMMIT', async () => {
     const { response, stats } = await t.server.measure(W2);
     expect(response.body.errors).toBeUndefined();
-    expect(stats?.statements).toBe(5);
+    expect(stats?.statements).toBe(4);
     expect(await t.database.appConnections()).toMatchObject({ idleInTransaction: 0 });
   });
 

@@ -14,6 +14,28 @@ export async function listCategories(db: Kysely<Database>, page: CategoryPage): 
   return query.execute();
 }
 
+/** A category row with the number of its items. */
+export type CategoryRowWithItemCount = CategoryRow & { item_count: number };
+
+/**
+ * Like {@link listCategories}, each row with its number of items, still ONE statement: a
+ * correlated count per category, served by the index on `(category_id, id)` like the grouped
+ * count of `countItemsByCategories`, without that second statement and its round trip.
+ */
+export async function listCategoriesWithItemCounts(
+  db: Kysely<Database>,
+  page: CategoryPage,
+): Promise<CategoryRowWithItemCount[]> {
+  let query = db
+    .selectFrom('categories')
+    .selectAll('categories')
+    .select(sql<number>`(select count(*)::int from items where items.category_id = categories.id)`.as('item_count'))
+    .orderBy('id')
+    .limit(page.first);
+  if (page.afterId !== undefined) query = query.where('id', '>', page.afterId);
+  return query.execute();
+}
+
 /** The categories with these ids, in no particular order; unknown ids are simply absent. */
 export async function findCategoriesByIds(
   db: Kysely<Database>,

@@ -1,7 +1,8 @@
 import type { QueryResolvers } from '../generated/resolvers-types.js';
-import { listCategories } from '../repositories/categories.js';
+import { listCategories, listCategoriesWithItemCounts } from '../repositories/categories.js';
 import { listItems } from '../repositories/items.js';
 import { pageSize, parseId, parseOptionalId } from './arguments.js';
+import { selectsSubfield } from './selection.js';
 
 /** Root query fields. Lists run one statement and prime the by-id loaders with their rows. */
 export const Query: QueryResolvers = {
@@ -20,11 +21,21 @@ export const Query: QueryResolvers = {
     return loaders.itemById.get(parseId(args.id, 'id'));
   },
 
-  async categories(_parent, args, { db, loaders }) {
-    const rows = await listCategories(db, {
-      first: pageSize(args.first),
-      afterId: parseOptionalId(args.after, 'after'),
-    });
+  /**
+   * With `itemCount` selected, the counts come in the same statement and prime
+   * `itemCountByCategory`, so a page with its counts costs one statement instead of two.
+   */
+  async categories(_parent, args, { db, loaders }, info) {
+    const page = { first: pageSize(args.first), afterId: parseOptionalId(args.after, 'after') };
+    if (selectsSubfield(info, 'itemCount')) {
+      const rows = await listCategoriesWithItemCounts(db, page);
+      for (const row of rows) {
+        loaders.categoryById.prime(row.id, row);
+        loaders.itemCountByCategory.prime(row.id, row.item_count);
+      }
+      return rows;
+    }
+    const rows = await listCategories(db, page);
     for (const row of rows) loaders.categoryById.prime(row.id, row);
     return rows;
   },
