@@ -46,7 +46,7 @@ describe('one log line per request, with a request id', () => {
       heldMs: expect.any(Number),
       durationMs: expect.any(Number),
     });
-    expect(stats?.statements).toBe(3);
+    expect(stats?.statements).toBe(2);
     expect(carrying[0]).not.toHaveProperty('errors');
   });
 
