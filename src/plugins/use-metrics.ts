@@ -1,4 +1,3 @@
-import { createCounter, createHistogram, usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import { type DocumentNode, type ExecutionResult, getOperationAST } from 'graphql';
 import { isAsyncIterable, type Plugin, type YogaInitialContext } from 'graphql-yoga';
 import { performance } from 'node:perf_hooks';
@@ -13,7 +12,7 @@ export interface UseMetricsOptions {
   endpoint: string | false;
 }
 
-/** The label of an operation without a name, as graphql-yoga's prometheus plugin writes it. */
+/** The label of an operation without a name, as graphql-yoga's prometheus plugin wrote it. */
 const ANONYMOUS = 'Anonymous';
 /** The `code` label of an error without `extensions.code`. */
 const NO_CODE = 'NONE';
@@ -37,66 +36,74 @@ function boundedOperationNames(): (name: string | undefined) => string {
   };
 }
 
+/** An operation's labels, computed once per operation and shared by its metrics. */
+interface OperationLabels {
+  operationName: string;
+  operationType: string;
+}
+
 /**
  * GraphQL metrics, and the `/metrics` endpoint, on `registry`.
  *
- * graphql-yoga's prometheus plugin does the timing, labelled by operation name and type:
- * `graphql_yoga_http_duration` (the whole HTTP request, with method and status),
- * `graphql_envelop_request_duration` (parse to execute) and the `graphql_envelop_request`
- * counter. Left off: the parse and validate phases (cache hits for every document seen before,
- * and 10 % of the server's CPU on the simplest query), the per-operation summary
+ * Timing, labelled by operation name and type, under the names graphql-yoga's prometheus plugin
+ * gives them (dashboards built for it keep working): `graphql_yoga_http_duration` (the whole
+ * HTTP request, with method and status), `graphql_envelop_request_duration` (the operation's
+ * execution) and the `graphql_envelop_request` counter. They are recorded here rather than by
+ * that plugin: its generic hooks, label callbacks and timers cost more than the observations
+ * themselves (W1, bench: 0.30-0.31 ms of server CPU per request with it, see the commit that
+ * replaced it). Left off, as before: the parse and validate phases (cache hits for every document
+ * seen before, and 10 % of the server's CPU on the simplest query), a per-operation summary
  * (quantiles computed in process, which the histograms make redundant), the deprecated-field
- * counter (a schema walk of every parsed document), the context/subscribe phases and schema
- * changes (nothing to see here), resolver timing (costly), the `url` label (a GET request's
- * whole query string would become a label value), and its error counter, which cannot say which
- * code an error had (it sees validation failures only as "the validate phase failed").
+ * counter (a schema walk of every parsed document), resolver timing (costly), and a `url` label
+ * (a GET request's whole query string would become a label value).
  *
- * In its place, `poolgraph_graphql_errors_total{operationName, code}` counts the errors clients
- * received, by `extensions.code` (`NONE` when an error has none): masked errors as
- * `INTERNAL_SERVER_ERROR`, refusals before parsing (CSRF, body size, persisted documents) too.
- * Operation names are chosen by clients, so every metric keeps at most
- * {@link MAX_OPERATION_NAMES} of them as label values (later ones count as `other`).
+ * `poolgraph_graphql_errors_total{operationName, code}` counts the errors clients received, by
+ * `extensions.code` (`NONE` when an error has none): masked errors as `INTERNAL_SERVER_ERROR`,
+ * refusals before parsing (CSRF, body size, persisted documents) too. Operation names are chosen
+ * by clients, so every metric keeps at most {@link MAX_OPERATION_NAMES} of them as label values
+ * (later ones count as `other`).
  */
 export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContext> & { fastPath: FastPathHooks } {
   const { registry } = options;
+  const registers = [registry];
   const operationName = boundedOperationNames();
-  const operationLabels = (params: { operationName?: string; operationType?: string }) => ({
-    operationName: operationName(params.operationName),
-    operationType: params.operationType ?? 'unknown',
+  const operationLabelNames = ['operationName', 'operationType'] as const;
+  const requests = new Counter({
+    name: 'graphql_envelop_request',
+    help: 'Counts the amount of GraphQL requests executed through Envelop',
+    labelNames: operationLabelNames,
+    registers,
   });
-  const operationHistogram = <Phase extends string>(name: string, help: string, phases: [Phase, ...Phase[]]) =>
-    createHistogram({
-      registry,
-      histogram: { name, help, labelNames: ['operationName', 'operationType'] as const },
-      fillLabelsFn: operationLabels,
-      phases,
-    });
-  const errors = new Counter({
-    name: 'poolgraph_graphql_errors_total',
-    help: 'GraphQL errors sent to clients, by operation name and extensions.code.',
-    labelNames: ['operationName', 'code'] as const,
-    registers: [registry],
+  const executionDuration = new Histogram({
+    name: 'graphql_envelop_request_duration',
+    help: 'Time spent on running the GraphQL operation from parse to execute',
+    labelNames: operationLabelNames,
+    registers,
   });
-  // graphql-yoga's prometheus plugin would observe it too, from its own hooks; it is kept here,
-  // with the plugin's name, help, labels and buckets, so the fast path can observe it as well.
   const httpDuration = new Histogram({
     name: 'graphql_yoga_http_duration',
     help: 'Time spent on HTTP connection',
     labelNames: ['operationName', 'operationType', 'method', 'statusCode'] as const,
-    registers: [registry],
+    registers,
   });
-  /** The operation name of each GraphQL context whose document parsed. */
-  const operationNames = new WeakMap<object, string>();
-  /** When each request arrived, and its operation once a document parsed (HTTP histogram). */
+  const errors = new Counter({
+    name: 'poolgraph_graphql_errors_total',
+    help: 'GraphQL errors sent to clients, by operation name and extensions.code.',
+    labelNames: ['operationName', 'code'] as const,
+    registers,
+  });
+  /** The labels of each GraphQL context whose document parsed. */
+  const contextLabels = new WeakMap<object, OperationLabels>();
+  /** When each request arrived, and the labels of its (last) operation that parsed. */
   const started = new WeakMap<Request, number>();
-  const operations = new WeakMap<Request, { operationName?: string; operationType?: string }>();
+  const requestLabels = new WeakMap<Request, OperationLabels>();
   /** Requests whose errors were counted per operation, in `onExecutionResult`. */
   const counted = new WeakSet<Request>();
 
   function count(result: ExecutionResult | undefined, name: string): void {
     for (const error of result?.errors ?? []) {
       const code = error.extensions?.['code'];
-      errors.inc({ operationName: operationName(name), code: typeof code === 'string' ? code : NO_CODE });
+      errors.inc({ operationName: name, code: typeof code === 'string' ? code : NO_CODE });
     }
   }
 
@@ -106,77 +113,55 @@ export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContex
     for (const single of Array.isArray(result) ? result : [result]) count(single, ANONYMOUS);
   }
 
-  /** As graphql-yoga's plugin: only requests whose document parsed are observed. */
+  /** As graphql-yoga's plugin did: only requests whose document parsed are observed. */
   function observeHttp(request: Request, status: number): void {
     const start = started.get(request);
-    const operation = operations.get(request);
-    if (start === undefined || !operation) return;
+    const labels = requestLabels.get(request);
+    if (start === undefined || !labels) return;
     httpDuration.observe(
-      { ...operationLabels(operation), method: request.method, statusCode: status },
+      { operationName: labels.operationName, operationType: labels.operationType, method: request.method, statusCode: status },
       (performance.now() - start) / 1000,
     );
   }
 
   return {
-    onPluginInit({ addPlugin }) {
-      addPlugin(
-        usePrometheus({
-          registry,
-          endpoint: options.endpoint,
-          // The plugin's own metrics, declared here only to bound their operationName label.
-          metrics: {
-            graphql_envelop_request: createCounter({
-              registry,
-              counter: {
-                name: 'graphql_envelop_request',
-                help: 'Counts the amount of GraphQL requests executed through Envelop',
-                labelNames: ['operationName', 'operationType'] as const,
-              },
-              fillLabelsFn: operationLabels,
-            }),
-            graphql_envelop_request_duration: operationHistogram(
-              'graphql_envelop_request_duration',
-              'Time spent on running the GraphQL operation from parse to execute',
-              ['execute', 'subscribe'],
-            ),
-            // Ours (below), so that the fast path observes the same histogram.
-            graphql_yoga_http_duration: false,
-            graphql_envelop_request_time_summary: false,
-            graphql_envelop_deprecated_field: false,
-            // Parsing and validation are cache hits for every document the server has seen, so
-            // these two histograms timed a map lookup, and cost about 10 % of the server's CPU on
-            // `{ items { number } }` (bench: 0.33-0.34 -> 0.29-0.31 ms per request without them).
-            graphql_envelop_phase_parse: false,
-            graphql_envelop_phase_validate: false,
-            graphql_envelop_phase_context: false,
-            graphql_envelop_phase_execute: false,
-            graphql_envelop_phase_subscribe: false,
-            graphql_envelop_schema_change: false,
-            graphql_envelop_execute_resolver: false,
-            graphql_envelop_error_result: false,
-          },
-          labels: { url: false },
-        }),
-      );
-    },
-    onRequest({ request }) {
+    onRequest({ request, url, fetchAPI, endResponse }) {
+      if (options.endpoint !== false && url.pathname === options.endpoint) {
+        return registry.metrics().then((exposition) => {
+          endResponse(new fetchAPI.Response(exposition, { headers: { 'Content-Type': registry.contentType } }));
+        });
+      }
       started.set(request, performance.now());
+      return undefined;
     },
     onParse({ context }) {
       return ({ result }) => {
         if (!isDocument(result)) return;
         const operation = getOperationAST(result, context.params?.operationName);
-        operationNames.set(context, operation?.name?.value ?? ANONYMOUS);
-        operations.set(context.request, {
-          ...(operation?.name ? { operationName: operation.name.value } : {}),
-          ...(operation ? { operationType: operation.operation } : {}),
-        });
+        const labels = {
+          operationName: operationName(operation?.name?.value),
+          operationType: operation?.operation ?? 'unknown',
+        };
+        contextLabels.set(context, labels);
+        requestLabels.set(context.request, labels);
+      };
+    },
+    onExecute({ args }) {
+      const labels = contextLabels.get(args.contextValue);
+      if (!labels) return undefined;
+      const start = performance.now();
+      return {
+        onExecuteDone({ result }) {
+          if (isAsyncIterable(result)) return;
+          executionDuration.observe(labels, (performance.now() - start) / 1000);
+          requests.inc(labels);
+        },
       };
     },
     onExecutionResult({ request, result, context }) {
       // Per operation (a batch has several), after masking: the codes clients see.
       counted.add(request);
-      if (!isAsyncIterable(result)) count(result, operationNames.get(context) ?? ANONYMOUS);
+      if (!isAsyncIterable(result)) count(result, contextLabels.get(context)?.operationName ?? ANONYMOUS);
     },
     onResultProcess({ request, result }) {
       if (!isAsyncIterable(result)) countRefusal(request, result);
