@@ -76,6 +76,9 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
   function write(entry: Entry): void {
     if (entry.written || !entry.finished || (entry.scopeExpected && !entry.stats)) return;
     entry.written = true;
+    const level = entry.path === options.graphqlEndpoint ? 'info' : 'debug';
+    // At LOG_LEVEL=warn and above no request line is written: do not build one either.
+    if (!logger.isLevelEnabled(level)) return;
     const { stats } = entry;
     const taken = (stats?.connectionsTaken ?? 0) > 0;
     const line = {
@@ -92,7 +95,6 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
       ...(entry.errorCodes.length > 0 ? { errors: entry.errorCodes } : {}),
       ...(entry.aborted ? { aborted: true } : {}),
     };
-    const level = entry.path === options.graphqlEndpoint ? 'info' : 'debug';
     logger[level](line, entry.aborted ? 'request aborted' : 'request');
   }
 
