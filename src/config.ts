@@ -28,6 +28,12 @@ export interface Config {
   logLevel: LevelWithSilent;
   /** `HTTP_BATCH_LIMIT`: most operations in one batched HTTP request; 0 turns batching off. */
   httpBatchLimit: number;
+  /**
+   * `FAST_PATH`: whether JSON POSTs of one operation skip graphql-yoga's HTTP layer
+   * (`src/fast-path.ts`); `false` sends every request through graphql-yoga, to compare or to rule
+   * the fast path out when something looks wrong.
+   */
+  fastPath: boolean;
   /** `PERSISTED_DOCUMENTS` and `PERSISTED_DOCUMENTS_MANIFEST`: which operations may run by hash. */
   persistedDocuments: { mode: 'allow' | 'only'; manifestPath: string };
   /** `MAX_DEPTH`, `MAX_ALIASES`, `MAX_TOKENS`, `MAX_DIRECTIVES`, `MAX_COST`, `MAX_BODY_BYTES`. */
@@ -108,6 +114,10 @@ const environment = z
     READY_MAX_WAITING: integer(0, 100_000).prefault('10'),
     READY_TIMEOUT_MS: integer(1, 60_000).prefault('1000'),
     HTTP_BATCH_LIMIT: integer(0, 1000).prefault('0'),
+    FAST_PATH: z
+      .enum(['true', 'false'], 'must be true or false')
+      .transform((value) => value === 'true')
+      .prefault('true'),
     PERSISTED_DOCUMENTS: z.enum(['allow', 'only'], 'must be allow or only').prefault('allow'),
     PERSISTED_DOCUMENTS_MANIFEST: z.string().prefault(DEFAULT_MANIFEST),
     MAX_DEPTH: integer(1, 1000).prefault(String(DEFAULT_LIMITS.maxDepth)),
@@ -177,6 +187,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     httpBatchLimit: e.HTTP_BATCH_LIMIT,
+    fastPath: e.FAST_PATH,
     persistedDocuments: { mode: e.PERSISTED_DOCUMENTS, manifestPath: e.PERSISTED_DOCUMENTS_MANIFEST },
     limits: {
       maxDepth: e.MAX_DEPTH,

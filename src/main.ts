@@ -49,6 +49,7 @@ async function main(): Promise<void> {
       logger,
       persistedDocuments,
       batchLimit: config.httpBatchLimit,
+      fastPath: config.fastPath,
       limits: config.limits,
       // With METRICS_PORT, /metrics is served only there (below), not to the app's clients.
       metrics: { enabled: config.metrics.enabled, endpoint: config.metrics.port === undefined ? '/metrics' : false },

@@ -65,6 +65,9 @@ describe('configuration from the environment', () => {
     expect(problemsOf({ PERSISTED_DOCUMENTS: 'sometimes' })).toEqual([
       'PERSISTED_DOCUMENTS="sometimes": must be allow or only',
     ]);
+    expect(problemsOf({ FAST_PATH: 'no' })).toEqual(['FAST_PATH="no": must be true or false']);
+    expect(loadConfig({}).fastPath).toBe(true);
+    expect(loadConfig({ FAST_PATH: 'false' }).fastPath).toBe(false);
   });
 
   it('maps the observability settings (logs, metrics, readiness), with documented defaults', () => {

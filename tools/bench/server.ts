@@ -84,6 +84,7 @@ if (mode === 'raw') {
       documents: readPersistedDocumentsManifest(manifestPath, documentsMode === 'only'),
     },
     batchLimit: config.httpBatchLimit,
+    fastPath: config.fastPath,
     limits: config.limits,
     metrics: { enabled: config.metrics.enabled, endpoint: config.metrics.port === undefined ? '/metrics' : false },
     readiness: config.readiness,
