@@ -61,11 +61,13 @@ export function createLoaders(db: Kysely<Database>, onBatch?: LoaderBatchObserve
   const itemsByCategory = new DataLoader<CategoryItemsKey, ItemRow[], string>(
     observed('itemsByCategory', onBatch, async (keys) => {
       const pages: ItemRow[][] = keys.map(() => []);
-      for (const { key_index: keyIndex, ...item } of await findItemsByCategories(db, keys)) {
-        pages[keyIndex]?.push(item);
+      // Each row is kept as pg made it (its extra `key_index` is never read again): copying 200
+      // rows without it cost W2 about 3 % of its CPU.
+      for (const row of await findItemsByCategories(db, keys)) {
+        pages[row.key_index]?.push(row);
+        // The rows were fetched anyway: later `item(id:)` loads of the same request cost nothing.
+        itemById.prime(row.id, row);
       }
-      // The rows were fetched anyway: later `item(id:)` loads of the same request cost nothing.
-      for (const item of pages.flat()) itemById.prime(item.id, item);
       return pages;
     }),
     { cacheKeyFn: (key) => `${key.categoryId}:${key.first}` },
