@@ -35,6 +35,14 @@ const SQL_FIELDS: Readonly<Record<string, 'root' | string>> = {
 const NO_SQL_FIELDS = new Set(['Item.createdAt', 'Query._service']);
 
 /**
+ * Fields that run no SQL of their own below this parent: `Query.categories` counts the items in
+ * its own statement when `itemCount` is selected (src/resolvers/query.ts).
+ */
+const FREE_BELOW: Readonly<Record<string, ReadonlySet<string>>> = {
+  'Query.categories': new Set(['Category.itemCount']),
+};
+
+/**
  * True when the operation (`operationName` of `document`) can run at most ONE SQL statement, so
  * it needs no transaction to keep all its statements on one server connection behind a
  * transaction pooler. Errs on the side of "several": a field of unknown cost counts as two, a
@@ -67,17 +75,17 @@ function countStatements(schema: GraphQLSchema, document: DocumentNode, operatio
   let statements = 0;
   const loaders = new Set<string>();
 
-  const visit = (type: GraphQLNamedType, selectionSet: SelectionSetNode, spread: Set<string>): void => {
+  const visit = (type: GraphQLNamedType, selectionSet: SelectionSetNode, spread: Set<string>, parent: string): void => {
     for (const selection of selectionSet.selections) {
       if (statements > 1) return;
       if (selection.kind === Kind.INLINE_FRAGMENT) {
         const condition = selection.typeCondition ? schema.getType(selection.typeCondition.name.value) : type;
-        if (condition) visit(condition, selection.selectionSet, spread);
+        if (condition) visit(condition, selection.selectionSet, spread, parent);
       } else if (selection.kind === Kind.FRAGMENT_SPREAD) {
         const fragment = fragments.get(selection.name.value);
         if (!fragment || spread.has(fragment.name.value)) continue;
         const condition = schema.getType(fragment.typeCondition.name.value);
-        if (condition) visit(condition, fragment.selectionSet, new Set([...spread, fragment.name.value]));
+        if (condition) visit(condition, fragment.selectionSet, new Set([...spread, fragment.name.value]), parent);
       } else {
         const name = selection.name.value;
         if (name.startsWith('__')) continue;
@@ -88,14 +96,14 @@ function countStatements(schema: GraphQLSchema, document: DocumentNode, operatio
         const field = type.getFields()[name];
         if (!field) continue;
         const coordinate = `${type.name}.${name}`;
-        const source = SQL_FIELDS[coordinate];
+        const source = FREE_BELOW[parent]?.has(coordinate) ? undefined : SQL_FIELDS[coordinate];
         if (source === 'root') statements += 1;
         else if (source !== undefined) loaders.add(source);
-        else if (field.resolve && !NO_SQL_FIELDS.has(coordinate)) statements += 2;
-        if (selection.selectionSet) visit(getNamedType(field.type), selection.selectionSet, spread);
+        else if (field.resolve && !NO_SQL_FIELDS.has(coordinate) && !FREE_BELOW[parent]?.has(coordinate)) statements += 2;
+        if (selection.selectionSet) visit(getNamedType(field.type), selection.selectionSet, spread, coordinate);
       }
     }
   };
-  visit(root, operation.selectionSet, new Set());
+  visit(root, operation.selectionSet, new Set(), '');
   return statements + loaders.size;
 }

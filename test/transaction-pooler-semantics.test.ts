@@ -21,6 +21,14 @@ describe('behind a transaction pooler (DATABASE_POOLER=transaction)', () => {
     const w4 = await t.server.measure(W4);
     expect(w4.response.body.errors).toBeUndefined();
     expect(w4.stats?.statements).toBe(1);
+    // The counts come with the categories statement: one statement, no transaction.
+    const counted = await t.server.measure('{ categories(first: 3) { name itemCount } }');
+    expect(counted.response.body.errors).toBeUndefined();
+    expect(counted.stats?.statements).toBe(1);
+    // A single category's count is a statement of its own: two, in one transaction.
+    const single = await t.server.measure('{ categories(first: 1) { name } category(id: "2") { itemCount } }');
+    expect(single.response.body.errors).toBeUndefined();
+    expect(single.stats?.statements).toBe(5);
   });
 
   it('runs the statements of a nested operation in one transaction: BEGIN, its two statements, COMMIT', async () => {
