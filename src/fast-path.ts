@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { getCORSHeadersByRequestAndOptions } from '@whatwg-node/server';
 import { type ExecutionResult, GraphQLError } from 'graphql';
 import { type GraphQLParams, isAsyncIterable, processRegularResult, type YogaServerInstance } from 'graphql-yoga';
@@ -101,7 +102,13 @@ export function createFastPath(options: FastPathOptions): FastPathListener {
     void yoga.requestListener(req, res);
   }
 
-  async function answer(req: IncomingMessage, res: ServerResponse, params: GraphQLParams, mediaType: RegularMediaType): Promise<void> {
+  async function answer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    params: GraphQLParams,
+    mediaType: RegularMediaType,
+    arrivedAt: number,
+  ): Promise<void> {
     counts.answered += 1;
     const controller = new AbortController();
     // As graphql-yoga's adapter: the request is aborted when its connection closes unanswered.
@@ -115,7 +122,7 @@ export function createFastPath(options: FastPathOptions): FastPathListener {
       headers: req.headers as Record<string, string>,
       signal: controller.signal,
     });
-    for (const hook of hooks) hook.requestStarted?.(request);
+    for (const hook of hooks) hook.requestStarted?.(request, arrivedAt);
     let status = 500;
     let headers: Record<string, string> = {};
     let body = UNEXPECTED_ERROR_BODY;
@@ -171,6 +178,7 @@ export function createFastPath(options: FastPathOptions): FastPathListener {
   }
 
   const listener = (req: IncomingMessage, res: ServerResponse): void => {
+    const arrivedAt = performance.now();
     const mediaType = eligible(req);
     if (mediaType === undefined) {
       passOn(req, res);
@@ -186,7 +194,7 @@ export function createFastPath(options: FastPathOptions): FastPathListener {
         passOn(req, res, body);
         return;
       }
-      answer(req, res, params, mediaType).catch((error: unknown) => {
+      answer(req, res, params, mediaType, arrivedAt).catch((error: unknown) => {
         logger.error({ err: error }, 'the fast path failed to answer a request');
         if (!res.headersSent) res.writeHead(500);
         res.end();

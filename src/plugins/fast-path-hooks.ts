@@ -9,8 +9,11 @@ import type { ExecutionResult } from 'graphql';
  * runs through graphql-yoga's own pipeline on both paths.
  */
 export interface FastPathHooks {
-  /** The request arrived (graphql-yoga's `onRequest`). */
-  requestStarted?(request: Request): void;
+  /**
+   * The request arrived (graphql-yoga's `onRequest`), at `arrivedAt` (`performance.now()`, taken
+   * before its body was read, as graphql-yoga's hook runs before it reads the body).
+   */
+  requestStarted?(request: Request, arrivedAt: number): void;
   /**
    * The operation's result, before it is serialised (`onResultProcess`). Returns the result to
    * send: the same one, or one that replaces it.

@@ -170,8 +170,8 @@ export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContex
       observeHttp(request, response.status);
     },
     fastPath: {
-      requestStarted(request) {
-        started.set(request, performance.now());
+      requestStarted(request, arrivedAt) {
+        started.set(request, arrivedAt);
       },
       resultReady(request, result) {
         countRefusal(request, result);

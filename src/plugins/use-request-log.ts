@@ -116,12 +116,12 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
   }
 
   /** The request's entry, created at its first hook (yoga's `/health` answers before ours run). */
-  function entryOf(request: Request, path?: string): Entry {
+  function entryOf(request: Request, path?: string, arrivedAt?: number): Entry {
     let entry = entries.get(request);
     if (entry) return entry;
     const created: Entry = {
       id: requestIdFrom(request.headers.get(REQUEST_ID_HEADER)),
-      started: performance.now(),
+      started: arrivedAt ?? performance.now(),
       method: request.method,
       path: path ?? new URL(request.url, 'http://localhost').pathname,
       operationNames: [],
@@ -190,8 +190,8 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
       write(entry);
     },
     fastPath: {
-      requestStarted(request) {
-        entryOf(request, options.graphqlEndpoint);
+      requestStarted(request, arrivedAt) {
+        entryOf(request, options.graphqlEndpoint, arrivedAt);
       },
       resultReady(request, result) {
         recordResult(request, result);
