@@ -57,69 +57,72 @@ async function main(): Promise<void> {
     });
     // CPU, memory, event-loop delay, GC: about this process, so added here rather than by createServer.
     if (server.metrics) collectDefaultMetrics({ register: server.metrics });
-    await warmUpPool(server.pool, config.pool.size);
-    // A replica that does not answer at start does not stop the start: reads go to the primary
-    // (one warning) until the router's probe finds the replica answering.
-    if (server.replicaPool) {
-      await warmUpPool(server.replicaPool, config.pool.size).catch((error: unknown) => server.replicaRouter?.markDown(error));
-    }
-    const max = config.pool.size + config.pool.maxOverflow;
-    await checkConnectionBudget(
-      [
-        { name: 'primary', max, url: database.url, open: server.pool.totalCount },
-        ...(server.replicaPool && config.replicaUrl
-          ? [{ name: 'replica', max, url: config.replicaUrl, open: server.replicaPool.totalCount }]
-          : []),
-      ],
-      { logger, pooler: config.pool.pooler ?? 'none' },
-    );
     const http = createDrainableHttpServer(server.requestListener);
     const metricsHttp =
       server.metrics && config.metrics.port !== undefined
         ? createDrainableHttpServer(createMetricsListener(server.metrics))
         : undefined;
-    const metricsPort =
-      metricsHttp && !shutdown.requested
-        ? await metricsHttp.listen(config.metrics.port ?? 0, config.host, 'METRICS_PORT')
-        : undefined;
-    const port = shutdown.requested ? undefined : await http.listen(config.port, config.host);
-    if (port === undefined || shutdown.requested) {
+    // From here on the pools, the replica router and both listeners are closed on every path: a
+    // failed warm-up, a port in use or a signal during the start as much as a normal shutdown.
+    try {
+      await warmUpPool(server.pool, config.pool.size);
+      // A replica that does not answer at start does not stop the start: reads go to the primary
+      // (one warning) until the router's probe finds the replica answering.
+      if (server.replicaPool) {
+        await warmUpPool(server.replicaPool, config.pool.size).catch((error: unknown) => server.replicaRouter?.markDown(error));
+      }
+      const max = config.pool.size + config.pool.maxOverflow;
+      await checkConnectionBudget(
+        [
+          { name: 'primary', max, url: database.url, open: server.pool.totalCount },
+          ...(server.replicaPool && config.replicaUrl
+            ? [{ name: 'replica', max, url: config.replicaUrl, open: server.replicaPool.totalCount }]
+            : []),
+        ],
+        { logger, pooler: config.pool.pooler ?? 'none' },
+      );
+      const metricsPort =
+        metricsHttp && !shutdown.requested
+          ? await metricsHttp.listen(config.metrics.port ?? 0, config.host, 'METRICS_PORT')
+          : undefined;
+      const port = shutdown.requested ? undefined : await http.listen(config.port, config.host);
+      if (port === undefined || shutdown.requested) return;
+      const primaryAt = database.embedded
+        ? `embedded PostgreSQL in ${database.embedded.dataDir}`
+        : describeDatabaseUrl(database.url);
+      const replicaAt = config.replicaUrl ? describeDatabaseUrl(config.replicaUrl) : undefined;
+      const where = replicaAt ? `${primaryAt}, queries on the read replica ${replicaAt}` : primaryAt;
+      logger.info({ port, metricsPort, database: primaryAt, replica: replicaAt, pool: config.pool }, 'poolgraph is serving');
+      const { size, maxOverflow, timeoutMs, statementTimeoutMs } = config.pool;
+      const metricsAt = !server.metrics
+        ? 'off (METRICS_ENABLED=false)'
+        : `http://localhost:${metricsPort ?? port}/metrics`;
+      process.stdout.write(
+        `\npoolgraph: GraphiQL at http://localhost:${port}${server.yoga.graphqlEndpoint}\n` +
+          `  database: ${where}\n` +
+          `  pool:     ${size} kept open + ${maxOverflow} overflow (max ${size + maxOverflow}), ` +
+          `wait ≤ ${timeoutMs} ms, statements ≤ ${statementTimeoutMs || '∞'} ms\n` +
+          `  probes:   http://localhost:${port}/health (alive), http://localhost:${port}/ready (ready)\n` +
+          `  metrics:  ${metricsAt}\n` +
+          `  stop:     Ctrl-C (or SIGTERM)\n\n`,
+      );
+
+      const signal = await shutdown.received;
+      logger.info({ signal }, 'shutting down: finishing requests in flight');
+      // /ready answers 503 from now on (on connections still open), so balancers stop sending.
+      server.startDraining();
+      const draining = http.drain(config.shutdownTimeoutMs);
+      const stopWaiting = shutdown.onRepeat(draining.cut);
+      await draining.done;
+      stopWaiting();
+      // Metrics stay scrapeable while requests drain; then their port closes too.
+      await metricsHttp?.drain(0).done;
+    } finally {
+      // Already closed after a drain; closing a server that is not listening does nothing.
       http.server.close();
       metricsHttp?.server.close();
       await server.close();
-      return;
     }
-    const primaryAt = database.embedded
-      ? `embedded PostgreSQL in ${database.embedded.dataDir}`
-      : describeDatabaseUrl(database.url);
-    const replicaAt = config.replicaUrl ? describeDatabaseUrl(config.replicaUrl) : undefined;
-    const where = replicaAt ? `${primaryAt}, queries on the read replica ${replicaAt}` : primaryAt;
-    logger.info({ port, metricsPort, database: primaryAt, replica: replicaAt, pool: config.pool }, 'poolgraph is serving');
-    const { size, maxOverflow, timeoutMs, statementTimeoutMs } = config.pool;
-    const metricsAt = !server.metrics
-      ? 'off (METRICS_ENABLED=false)'
-      : `http://localhost:${metricsPort ?? port}/metrics`;
-    process.stdout.write(
-      `\npoolgraph: GraphiQL at http://localhost:${port}${server.yoga.graphqlEndpoint}\n` +
-        `  database: ${where}\n` +
-        `  pool:     ${size} kept open + ${maxOverflow} overflow (max ${size + maxOverflow}), ` +
-        `wait ≤ ${timeoutMs} ms, statements ≤ ${statementTimeoutMs || '∞'} ms\n` +
-        `  probes:   http://localhost:${port}/health (alive), http://localhost:${port}/ready (ready)\n` +
-        `  metrics:  ${metricsAt}\n` +
-        `  stop:     Ctrl-C (or SIGTERM)\n\n`,
-    );
-
-    const signal = await shutdown.received;
-    logger.info({ signal }, 'shutting down: finishing requests in flight');
-    // /ready answers 503 from now on (on connections still open), so balancers stop sending.
-    server.startDraining();
-    const draining = http.drain(config.shutdownTimeoutMs);
-    const stopWaiting = shutdown.onRepeat(draining.cut);
-    await draining.done;
-    stopWaiting();
-    // Metrics stay scrapeable while requests drain; then their port closes too.
-    await metricsHttp?.drain(0).done;
-    await server.close();
   } finally {
     await database.embedded?.stop();
     logger.info('stopped');

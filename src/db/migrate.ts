@@ -1,6 +1,6 @@
-import { type DialectAdapter, Kysely, Migrator, type MigrationResultSet, PostgresAdapter, PostgresDialect, sql } from 'kysely';
-import pg from 'pg';
+import { type DialectAdapter, type Kysely, Migrator, type MigrationResultSet, PostgresAdapter, PostgresDialect, sql } from 'kysely';
 import { migrations } from './migrations/index.js';
+import { withOneConnection } from './one-connection.js';
 
 /** The database was migrated by a newer poolgraph: it has migrations this code does not know. */
 export class MigrationError extends Error {
@@ -46,29 +46,27 @@ class MigrationDialect extends PostgresDialect {
  * migrations it applied.
  */
 export async function migrateToLatest(connectionString: string): Promise<string[]> {
-  const db = new Kysely<unknown>({
-    dialect: new MigrationDialect({ pool: new pg.Pool({ connectionString, max: 1 }) }),
-  });
-  try {
+  return withOneConnection<string[], unknown>(
+    connectionString,
     // Kysely's Migrator would open its transaction after taking the lock; ours must hold the
     // lock, so the Migrator runs inside it, on the same connection, with its own transactions off.
-    return await db.connection().execute(async (connection) => {
-      await sql`begin`.execute(connection);
-      try {
-        const migrator = new Migrator({ db: connection, provider: { getMigrations: async () => migrations }, disableTransactions: true });
-        const { error, results }: MigrationResultSet = await migrator.migrateToLatest();
-        if (error) throw migrationError(error, results);
-        await sql`commit`.execute(connection);
-        return (results ?? []).map((result) => result.migrationName);
-      } catch (error) {
-        // Nothing applied stays, and the lock goes with the transaction.
-        await sql`rollback`.execute(connection).catch(() => undefined);
-        throw error;
-      }
-    });
-  } finally {
-    await db.destroy();
-  }
+    (db) =>
+      db.connection().execute(async (connection) => {
+        await sql`begin`.execute(connection);
+        try {
+          const migrator = new Migrator({ db: connection, provider: { getMigrations: async () => migrations }, disableTransactions: true });
+          const { error, results }: MigrationResultSet = await migrator.migrateToLatest();
+          if (error) throw migrationError(error, results);
+          await sql`commit`.execute(connection);
+          return (results ?? []).map((result) => result.migrationName);
+        } catch (error) {
+          // Nothing applied stays, and the lock goes with the transaction.
+          await sql`rollback`.execute(connection).catch(() => undefined);
+          throw error;
+        }
+      }),
+    MigrationDialect,
+  );
 }
 
 function migrationError(error: unknown, results: MigrationResultSet['results']): MigrationError {
