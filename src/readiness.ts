@@ -158,7 +158,7 @@ export class Readiness {
 }
 
 /** `promise`'s value, or undefined when it has not settled after `ms`; the timer is always cleared. */
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+export async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, ms, undefined)));
   try {

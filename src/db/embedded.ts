@@ -160,8 +160,12 @@ async function importEmbeddedPostgres() {
   return EmbeddedPostgres;
 }
 
-/** A TCP port of 127.0.0.1 that was free a moment ago. */
-function freePort(): Promise<number> {
+/**
+ * A TCP port of 127.0.0.1 with nothing listening on it a moment ago (the kernel picks it when we
+ * bind port 0). Another process could take it before ours does; on a test machine that is rare,
+ * and the process that then fails to listen says so.
+ */
+export function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const probe = createServer();
     probe.once('error', reject);

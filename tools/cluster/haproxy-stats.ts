@@ -32,7 +32,7 @@ export function readServerStates(socketPath: string): Promise<ServerState[]> {
 }
 
 /** The server rows (not FRONTEND/BACKEND) of `show stat` output, whose header starts with `# `. */
-export function parseShowStat(csv: string): ServerState[] {
+function parseShowStat(csv: string): ServerState[] {
   const [header, ...rows] = csv.trim().split('\n');
   if (!header?.startsWith('# ')) return [];
   const columns = header.slice(2).split(',');

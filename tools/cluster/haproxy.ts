@@ -8,7 +8,7 @@ import { createPrivateDir } from './service-user.js';
 import { waitUntil } from './wait.js';
 
 /** Debian's `haproxy` package (2.6 on bookworm). */
-export const HAPROXY_BINARY = '/usr/sbin/haproxy';
+const HAPROXY_BINARY = '/usr/sbin/haproxy';
 
 /** One poolgraph instance HAProxy balances to. */
 export interface Backend {

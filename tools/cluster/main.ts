@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { type Cluster, startCluster } from './cluster.js';
+import { CHECK_INTERVAL_MS } from './haproxy.js';
 import { endpointUrl } from './sql.js';
 
 /**
@@ -84,7 +85,7 @@ function describe(cluster: Cluster, startMs: number): string {
     '',
     `poolgraph cluster up in ${(startMs / 1000).toFixed(1)} s, on 127.0.0.1 only:`,
     '',
-    `  GraphiQL (HAProxy)  ${cluster.graphqlUrl}   ${pid(haproxy.pid)}, health checks GET /ready every 500 ms`,
+    `  GraphiQL (HAProxy)  ${cluster.graphqlUrl}   ${pid(haproxy.pid)}, health checks GET /ready every ${CHECK_INTERVAL_MS} ms`,
     ...instances.map(
       (instance) => `  ${instance.name.padEnd(18)}  ${instance.graphqlUrl}   ${pid(instance.pid)}, /ready /health /metrics`,
     ),

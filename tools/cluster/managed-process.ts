@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { withTimeout } from '../../src/readiness.js';
 import type { OsUser } from './service-user.js';
 
 /** How a process ended. */
@@ -144,7 +145,7 @@ export class ManagedProcess {
     for (const { signal, waitMs } of ladder) {
       if (this.#exit) return this.#exit;
       this.#child.kill(signal);
-      const exit = await within(this.exited, waitMs);
+      const exit = await withTimeout(this.exited, waitMs);
       if (exit) return exit;
     }
     if (this.#exit) return this.#exit;
@@ -195,15 +196,4 @@ export function spawnManaged(options: ManagedProcessOptions): ManagedProcess {
 /** `exit 1` or `signal SIGKILL`. */
 export function describeExit(exit: ProcessExit): string {
   return exit.signal ? `signal ${exit.signal}` : `exit ${exit.code}`;
-}
-
-/** The value of `promise` if it settles within `ms`, else undefined. */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -9,7 +9,7 @@ import { type DatabaseEndpoint, endpointUrl, queryOnce } from './sql.js';
 import { waitUntil } from './wait.js';
 
 /** Debian's `pgbouncer` package (1.18 on bookworm). */
-export const PGBOUNCER_BINARY = '/usr/sbin/pgbouncer';
+const PGBOUNCER_BINARY = '/usr/sbin/pgbouncer';
 
 /** Options of {@link startPgBouncer}. */
 export interface StartPgBouncerOptions {

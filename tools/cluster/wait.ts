@@ -43,6 +43,6 @@ export async function waitUntil<T>(check: () => Promise<T | undefined>, options:
 }
 
 /** Resolves after `ms`. */
-export function sleep(ms: number): Promise<void> {
+function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
