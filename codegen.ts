@@ -28,7 +28,7 @@ const config: CodegenConfig = {
         // Adds `__resolveReference` to the entity types (Item, Category) for federation.
         federation: true,
         mappers: {
-          Item: '../db/schema.js#ItemRow',
+          Item: '../db/schema.js#ItemRowPart',
           Category: '../db/schema.js#CategoryRow',
         },
         avoidOptionals: { field: true, inputValue: false, object: false, defaultValue: false },

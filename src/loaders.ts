@@ -1,12 +1,13 @@
 import DataLoader from 'dataloader';
 import type { Kysely } from 'kysely';
-import type { CategoryRow, Database, ItemRow } from './db/schema.js';
+import type { CategoryRow, Database, ItemRow, ItemRowPart } from './db/schema.js';
 import { findCategoriesByIds } from './repositories/categories.js';
 import {
   type CategoryItemsKey,
   countItemsByCategories,
   findItemsByCategories,
   findItemsByIds,
+  isWholeItemRow,
 } from './repositories/items.js';
 
 /**
@@ -22,8 +23,11 @@ export interface Loaders {
   categoryById: SyncLoader<CategoryRow | null>;
   /** The number of items of each category; counts the request already holds are answered at once. */
   itemCountByCategory: SyncLoader<number>;
-  /** The first `first` items of each category, ordered by id (the limit applied in SQL). */
-  itemsByCategory: DataLoader<CategoryItemsKey, ItemRow[], string>;
+  /**
+   * The first `first` items of each category, ordered by id (the limit applied in SQL), with at
+   * least the key's columns.
+   */
+  itemsByCategory: DataLoader<CategoryItemsKey, ItemRowPart[], string>;
   /** Forgets everything a write may have changed, so later loads see the request's own writes. */
   clearAfterWrite(): void;
 }
@@ -58,19 +62,19 @@ export function createLoaders(db: Kysely<Database>, onBatch?: LoaderBatchObserve
       return ids.map((id) => counts.get(id) ?? 0);
     }),
   );
-  const itemsByCategory = new DataLoader<CategoryItemsKey, ItemRow[], string>(
+  const itemsByCategory = new DataLoader<CategoryItemsKey, ItemRowPart[], string>(
     observed('itemsByCategory', onBatch, async (keys) => {
-      const pages: ItemRow[][] = keys.map(() => []);
+      const pages: ItemRowPart[][] = keys.map(() => []);
       // Each row is kept as pg made it (its extra `key_index` is never read again): copying 200
       // rows without it cost W2 about 3 % of its CPU.
       for (const row of await findItemsByCategories(db, keys)) {
         pages[row.key_index]?.push(row);
-        // The rows were fetched anyway: later `item(id:)` loads of the same request cost nothing.
-        itemById.prime(row.id, row);
+        // Whole rows were fetched anyway: later `item(id:)` loads of the same request cost nothing.
+        if (isWholeItemRow(row)) itemById.prime(row.id, row);
       }
       return pages;
     }),
-    { cacheKeyFn: (key) => `${key.categoryId}:${key.first}` },
+    { cacheKeyFn: (key) => `${key.categoryId}:${key.first}:${key.columns.join()}` },
   );
   return {
     itemById,

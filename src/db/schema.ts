@@ -32,5 +32,15 @@ export interface ItemTable {
 /** A row of `categories` as repositories return it; the GraphQL `Category` is resolved from it. */
 export type CategoryRow = Selectable<CategoryTable>;
 
-/** A row of `items` as repositories return it; the GraphQL `Item` is resolved from it. */
+/** A whole row of `items`, as the by-id reads and the writes return it. */
 export type ItemRow = Selectable<ItemTable>;
+
+/** A column of `items`. */
+export type ItemColumn = keyof ItemRow;
+
+/**
+ * An `items` row holding the columns one read fetched: the lists read only the columns their
+ * selection needs (`resolvers/item-columns.ts`), the other reads the whole row. The GraphQL `Item`
+ * is resolved from it; each field reads only the columns it maps to, which its list fetched.
+ */
+export type ItemRowPart = Partial<ItemRow>;

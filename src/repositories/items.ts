@@ -1,6 +1,6 @@
 import { type Kysely, type Updateable, sql } from 'kysely';
 import pg from 'pg';
-import type { Database, ItemRow, ItemTable } from '../db/schema.js';
+import type { Database, ItemColumn, ItemRow, ItemRowPart, ItemTable } from '../db/schema.js';
 
 /** pg's own `timestamptz` parser (postgres-date), the one a pool with default parsers applies. */
 const parseTimestamptz: (value: string) => Date = pg.types.getTypeParser(pg.types.builtins.TIMESTAMPTZ, 'text');
@@ -10,8 +10,39 @@ const parseTimestamptz: (value: string) => Date = pg.types.getTypeParser(pg.type
  * `timestamptz` as text (see `poolTypeParsers`) and it is parsed here, only for the rows whose
  * `createdAt` is selected, with the same parser pg would have used, so the answer is the same.
  */
-export function createdAtOf(row: Pick<ItemRow, 'created_at'>): Date {
-  return typeof row.created_at === 'string' ? parseTimestamptz(row.created_at) : row.created_at;
+export function createdAtOf(createdAt: ItemRow['created_at']): Date {
+  return typeof createdAt === 'string' ? parseTimestamptz(createdAt) : createdAt;
+}
+
+/** Every column of `items` (a record, so that the compiler sees a column left out). */
+const EVERY_COLUMN: Readonly<Record<ItemColumn, true>> = {
+  id: true,
+  number: true,
+  label: true,
+  category_id: true,
+  created_at: true,
+};
+
+/** Every column of `items`, in table order: what a read of whole rows fetches. */
+export const ITEM_COLUMNS: readonly ItemColumn[] = Object.keys(EVERY_COLUMN) as ItemColumn[];
+
+/**
+ * True when the row holds every column, so that it may stand for the item anywhere (the by-id
+ * loader's cache): rows of a list that selected fewer columns are partial.
+ */
+export function isWholeItemRow(row: ItemRowPart): row is ItemRow {
+  return ITEM_COLUMNS.every((column) => row[column] !== undefined);
+}
+
+/**
+ * A column the read behind this row fetched. Each `Item` field reads only the columns
+ * `resolvers/item-columns.ts` maps it to, which its list fetched: a missing one is a bug in that
+ * map, reported as such rather than answered as null.
+ */
+export function readColumn<Column extends ItemColumn>(row: ItemRowPart, column: Column): ItemRow[Column] {
+  const value = row[column];
+  if (value === undefined) throw new Error(`items.${column} was not read for this selection`);
+  return value as ItemRow[Column];
 }
 
 /** A page of items by keyset: ids greater than `afterId`, optionally within a `number` range. */
@@ -22,9 +53,16 @@ export interface ItemPage {
   maxNumber?: number | undefined;
 }
 
-/** Items of one page, ordered by id. One statement, served by the primary key. */
-export async function listItems(db: Kysely<Database>, page: ItemPage): Promise<ItemRow[]> {
-  let query = db.selectFrom('items').selectAll().orderBy('id').limit(page.first);
+/**
+ * Items of one page, ordered by id, with these columns (at least one). One statement, served by
+ * the primary key.
+ */
+export async function listItems(
+  db: Kysely<Database>,
+  page: ItemPage,
+  columns: readonly ItemColumn[] = ITEM_COLUMNS,
+): Promise<ItemRowPart[]> {
+  let query = db.selectFrom('items').select(columns).orderBy('id').limit(page.first);
   if (page.afterId !== undefined) query = query.where('id', '>', page.afterId);
   if (page.minNumber !== undefined) query = query.where('number', '>=', page.minNumber);
   if (page.maxNumber !== undefined) query = query.where('number', '<=', page.maxNumber);
@@ -40,19 +78,22 @@ export async function findItemsByIds(db: Kysely<Database>, ids: readonly string[
     .execute();
 }
 
-/** Which category's items to load, and at most how many. */
+/** Which category's items to load, at most how many, and which of their columns. */
 export interface CategoryItemsKey {
   categoryId: string;
   first: number;
+  /** At least one column. */
+  columns: readonly ItemColumn[];
 }
 
 /** An item row tagged with the index of the {@link CategoryItemsKey} it answers. */
-export type ItemRowForKey = ItemRow & { key_index: number };
+export type ItemRowForKey = ItemRowPart & { key_index: number };
 
 /**
  * The first items (by id) of several categories in ONE statement, each category with its own
  * limit: a LATERAL subquery per key, each an index range scan on `(category_id, id)`. Rows come
- * back tagged with the index of their key, so callers never slice children in JavaScript.
+ * back tagged with the index of their key, so callers never slice children in JavaScript. They
+ * hold the columns any of the keys asked for.
  */
 export async function findItemsByCategories(
   db: Kysely<Database>,
@@ -60,8 +101,10 @@ export async function findItemsByCategories(
 ): Promise<ItemRowForKey[]> {
   const categoryIds = keys.map((key) => key.categoryId);
   const limits = keys.map((key) => key.first);
+  const asked = new Set(keys.flatMap((key) => key.columns));
+  const columns = ITEM_COLUMNS.filter((column) => asked.has(column)).map((column) => sql.ref(`i.${column}`));
   const { rows } = await sql<ItemRowForKey>`
-    select (k.ordinality - 1)::int as key_index, i.*
+    select (k.ordinality - 1)::int as key_index, ${sql.join(columns)}
     from unnest(${categoryIds}::bigint[], ${limits}::int[]) with ordinality as k(category_id, lim, ordinality)
     cross join lateral (
       select * from items where items.category_id = k.category_id order by items.id limit k.lim

@@ -1,19 +1,24 @@
 import type { QueryResolvers } from '../generated/resolvers-types.js';
 import { listCategories, listCategoriesWithItemCounts } from '../repositories/categories.js';
-import { listItems } from '../repositories/items.js';
+import { isWholeItemRow, listItems } from '../repositories/items.js';
 import { pageSize, parseId, parseOptionalId } from './arguments.js';
+import { itemColumnsFor } from './item-columns.js';
 import { selectsSubfield } from './selection.js';
 
-/** Root query fields. Lists run one statement and prime the by-id loaders with their rows. */
+/**
+ * Root query fields. Lists run one statement and prime the by-id loaders with their rows (item
+ * rows only when whole: a list reads just the columns its selection needs).
+ */
 export const Query: QueryResolvers = {
-  async items(_parent, args, { db, loaders }) {
-    const rows = await listItems(db, {
+  async items(_parent, args, { db, loaders }, info) {
+    const page = {
       first: pageSize(args.first),
       afterId: parseOptionalId(args.after, 'after'),
       minNumber: args.minNumber ?? undefined,
       maxNumber: args.maxNumber ?? undefined,
-    });
-    for (const row of rows) loaders.itemById.prime(row.id, row);
+    };
+    const rows = await listItems(db, page, itemColumnsFor(info));
+    for (const row of rows) if (isWholeItemRow(row)) loaders.itemById.prime(row.id, row);
     return rows;
   },
 

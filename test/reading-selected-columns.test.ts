@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { useTestEnvironment } from './support/server.js';
+import { W2 } from './support/workloads.js';
+
+/**
+ * Lists read only the columns of `items` their selection needs (src/resolvers/item-columns.ts):
+ * W1 reads `number` of 20 rows instead of five columns. What each request really sent is read
+ * back from PostgreSQL: `pg_stat_activity.query` is the last statement of the backend the request
+ * was handed (its pid from the pool's `acquire` event).
+ */
+const t = useTestEnvironment();
+
+/** The last statement the backend with this pid ran, as PostgreSQL recorded it. */
+async function lastStatementOf(pid: number | undefined): Promise<string> {
+  const [row] = await t.database.query<{ query: string }>('select query from pg_stat_activity where pid = $1', [pid]);
+  return row?.query ?? '';
+}
+
+/** Every field of an item, read by id (the by-id loader reads whole rows). */
+const WHOLE_ITEM = 'id number label createdAt category { name }';
+
+describe('lists read only the columns their selection needs', () => {
+  it('reads number alone for { items { number } }, and the answer is unchanged', async () => {
+    const { response, stats, acquired } = await t.server.measure('{ items(first: 3) { number } }');
+    expect(response.body).toEqual({ data: { items: [{ number: 1 }, { number: 2 }, { number: 3 }] } });
+    expect(stats?.statements).toBe(1);
+    expect(acquired).toHaveLength(1);
+    expect(await lastStatementOf(acquired[0])).toBe('select "number" from "items" order by "id" limit $1');
+  });
+
+  it("reads W2's items without the label and createdAt it does not return, in one statement", async () => {
+    const { response, stats, acquired } = await t.server.measure(W2);
+    expect(response.body.errors).toBeUndefined();
+    expect(stats?.statements).toBe(2);
+    const statement = await lastStatementOf(acquired[0]);
+    expect(statement).toMatch(/^\s*select \(k\.ordinality - 1\)::int as key_index, "i"\."id", "i"\."number", "i"\."category_id"\s/);
+  });
+
+  it('answers every field as a read of whole rows does, through aliases, fragments and mixed selections', async () => {
+    // Two selections of the same list in one batch (one statement reading the union of their
+    // columns), one of them through a named fragment with an inline fragment inside.
+    const query = `{
+      categories(first: 2) {
+        numbers: items(first: 3) { number }
+        details: items(first: 3) { ...details }
+      }
+      items(first: 3, after: "40") { ... on Item { createdAt } label }
+    }
+    fragment details on Item { id ... on Item { label createdAt } category { name } }`;
+    const { response, stats } = await t.server.measure(query);
+    expect(response.body.errors).toBeUndefined();
+    // The categories, the root list, and ONE batch for both selections of their items.
+    expect(stats?.statements).toBe(3);
+
+    const ids = ['1', '2', '3', '31', '32', '33', '41', '42', '43'];
+    const whole = await t.server.graphql(`{ ${ids.map((id) => `i${id}: item(id: "${id}") { ${WHOLE_ITEM} }`).join(' ')} }`);
+    expect(whole.body.errors).toBeUndefined();
+    const item = (id: string) => whole.body.data?.[`i${id}`] as { number: number; label: string; createdAt: string; id: string; category: unknown };
+    const page = (first: string[]) => ({
+      numbers: first.map((id) => ({ number: item(id).number })),
+      details: first.map((id) => ({ id, label: item(id).label, createdAt: item(id).createdAt, category: item(id).category })),
+    });
+    expect(response.body.data).toEqual({
+      categories: [page(['1', '2', '3']), page(['31', '32', '33'])],
+      items: ['41', '42', '43'].map((id) => ({ createdAt: item(id).createdAt, label: item(id).label })),
+    });
+  });
+
+  it('answers item(id:) in full beside a list that read only part of the same row', async () => {
+    // The list's row of item 2 holds `number` alone; item(id:) reads the whole row (never primed
+    // from a partial one), in a statement of its own.
+    const partial = await t.server.measure('{ items(first: 2) { number } item(id: "2") { number label createdAt } }');
+    expect(partial.response.body.errors).toBeUndefined();
+    expect(partial.stats?.statements).toBe(2);
+    const data = partial.response.body.data as { item: { number: number; label: string; createdAt: string } };
+    const byId = await t.server.graphql('{ item(id: "2") { number label createdAt } }');
+    expect(data.item).toEqual(byId.body.data?.item);
+  });
+});
