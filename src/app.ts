@@ -198,6 +198,12 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     batching: Boolean(options.batchLimit),
     connections: replicaRouter ?? poolSource(pool),
     ...(pooler ? { pooler } : {}),
+    // Named prepared statements on the server's own pools only: behind a transaction pooler they
+    // may be missing on the next server connection, and a lent pool's path is unknown to us.
+    preparedStatements:
+      ownsPool &&
+      !pooler &&
+      (options.replica === undefined || (!(options.replica instanceof pg.Pool) && options.replica.pooler !== 'transaction')),
     poolTimeoutMs,
     logger,
     onLoaderBatch: requestMetrics?.observeLoaderBatch,

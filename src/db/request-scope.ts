@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import pg from 'pg';
 import { DatabaseBusyError, DatabaseUnavailableError, StatementTimeoutError, WritesRolledBackError } from '../errors.js';
 import { isPoolTimeout } from './pool.js';
+import { preparedQuery } from './prepared-statements.js';
 import type { Database } from './schema.js';
 import { createScopeDb } from './scope-dialect.js';
 
@@ -68,6 +69,14 @@ export interface RequestScopeOptions {
    *   outside the transaction.
    */
   pooler?: { statementTimeoutMs: number; idleInTransactionTimeoutMs: number };
+  /**
+   * Runs parameterised statements as named prepared statements (see `preparedQuery`): parsed and
+   * planned once per connection instead of at every run. Only where every connection the scope
+   * may get comes from one PostgreSQL session per pooled connection: not behind a transaction
+   * pooler (PgBouncer before 1.21 gives each Bind any server connection, where the statement may
+   * not exist). @default false
+   */
+  preparedStatements?: boolean;
 }
 
 /** A statement was attempted after the request's scope had been released. */
@@ -351,7 +360,9 @@ export class RequestScope {
       this.#operationTransaction !== 'open' &&
       (this.#transactionOwner === undefined || /^(begin|start transaction)\b/i.test(sql))
         ? await queryWithPrefix(client, `set local statement_timeout = ${timeoutMs}`, sql, parameters)
-        : await client.query(sql, [...parameters]);
+        : this.#options.preparedStatements && parameters.length > 0
+          ? await client.query(preparedQuery(sql, [...parameters]))
+          : await client.query(sql, [...parameters]);
     this.#answeredOnConnection += 1;
     return result;
   }

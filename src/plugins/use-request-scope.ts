@@ -25,6 +25,8 @@ export interface UseRequestScopeOptions {
   batching?: boolean;
   /** Behind a transaction pooler (`DATABASE_POOLER=transaction`): see `RequestScopeOptions.pooler`. */
   pooler?: RequestScopeOptions['pooler'];
+  /** See `RequestScopeOptions.preparedStatements`. @default false */
+  preparedStatements?: boolean;
   /** Told about every batch the request's loaders dispatch (metrics). */
   onLoaderBatch?: LoaderBatchObserver;
 }
@@ -62,6 +64,7 @@ export function useRequestScope(options: UseRequestScopeOptions): Plugin<Request
       const scope = new RequestScope(options.connections, {
         poolTimeoutMs: options.poolTimeoutMs,
         ...(options.pooler ? { pooler: options.pooler } : {}),
+        preparedStatements: options.preparedStatements ?? false,
         onRelease: (stats) => options.onScopeReleased?.(stats, request),
         onObserverError: (error) => options.logger.error({ err: error }, 'onScopeReleased threw'),
       });

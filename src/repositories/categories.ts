@@ -1,6 +1,10 @@
 import { type Kysely, sql } from 'kysely';
 import type { CategoryRow, Database } from '../db/schema.js';
 
+/** Every column of `categories`, named rather than `*` (see `ITEM_COLUMNS`). */
+const EVERY_COLUMN: Readonly<Record<keyof CategoryRow, true>> = { id: true, name: true };
+const CATEGORY_COLUMNS = Object.keys(EVERY_COLUMN) as (keyof CategoryRow)[];
+
 /** A page of categories by keyset: ids greater than `afterId`. */
 export interface CategoryPage {
   first: number;
@@ -9,7 +13,7 @@ export interface CategoryPage {
 
 /** Categories of one page, ordered by id. */
 export async function listCategories(db: Kysely<Database>, page: CategoryPage): Promise<CategoryRow[]> {
-  let query = db.selectFrom('categories').selectAll().orderBy('id').limit(page.first);
+  let query = db.selectFrom('categories').select(CATEGORY_COLUMNS).orderBy('id').limit(page.first);
   if (page.afterId !== undefined) query = query.where('id', '>', page.afterId);
   return query.execute();
 }
@@ -28,7 +32,7 @@ export async function listCategoriesWithItemCounts(
 ): Promise<CategoryRowWithItemCount[]> {
   let query = db
     .selectFrom('categories')
-    .selectAll('categories')
+    .select(CATEGORY_COLUMNS)
     .select(sql<number>`(select count(*)::int from items where items.category_id = categories.id)`.as('item_count'))
     .orderBy('id')
     .limit(page.first);
@@ -43,7 +47,7 @@ export async function findCategoriesByIds(
 ): Promise<CategoryRow[]> {
   return db
     .selectFrom('categories')
-    .selectAll()
+    .select(CATEGORY_COLUMNS)
     .where('id', '=', sql<string>`any(${[...ids]}::bigint[])`)
     .execute();
 }

@@ -23,7 +23,13 @@ const EVERY_COLUMN: Readonly<Record<ItemColumn, true>> = {
   created_at: true,
 };
 
-/** Every column of `items`, in table order: what a read of whole rows fetches. */
+/**
+ * Every column of `items`, in table order: what a read of whole rows fetches. Statements name
+ * their columns instead of `*`: a column added to the table while the server runs (a migration
+ * of the next release) changes neither their answers nor the result type of the prepared
+ * statements the connections keep (PostgreSQL refuses to run one whose `*` has grown:
+ * "cached plan must not change result type").
+ */
 export const ITEM_COLUMNS: readonly ItemColumn[] = Object.keys(EVERY_COLUMN) as ItemColumn[];
 
 /**
@@ -73,7 +79,7 @@ export async function listItems(
 export async function findItemsByIds(db: Kysely<Database>, ids: readonly string[]): Promise<ItemRow[]> {
   return db
     .selectFrom('items')
-    .selectAll()
+    .select(ITEM_COLUMNS)
     .where('id', '=', sql<string>`any(${[...ids]}::bigint[])`)
     .execute();
 }
@@ -140,7 +146,7 @@ export async function insertItem(db: Kysely<Database>, item: NewItem): Promise<I
   return db
     .insertInto('items')
     .values({ number: item.number, label: item.label, category_id: item.categoryId ?? null })
-    .returningAll()
+    .returning(ITEM_COLUMNS)
     .executeTakeFirstOrThrow();
 }
 
@@ -151,9 +157,9 @@ export async function updateItem(
   changes: Updateable<ItemTable>,
 ): Promise<ItemRow | undefined> {
   if (Object.keys(changes).length === 0) {
-    return db.selectFrom('items').selectAll().where('id', '=', id).executeTakeFirst();
+    return db.selectFrom('items').select(ITEM_COLUMNS).where('id', '=', id).executeTakeFirst();
   }
-  return db.updateTable('items').set(changes).where('id', '=', id).returningAll().executeTakeFirst();
+  return db.updateTable('items').set(changes).where('id', '=', id).returning(ITEM_COLUMNS).executeTakeFirst();
 }
 
 /** Deletes an item; true when a row was deleted. */
