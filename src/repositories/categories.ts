@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import { compiledOnce } from '../db/compiled-once.js';
 import type { CategoryRow, Database } from '../db/schema.js';
 
 /** Every column of `categories`, named rather than `*` (see `ITEM_COLUMNS`). */
@@ -13,9 +14,14 @@ export interface CategoryPage {
 
 /** Categories of one page, ordered by id. */
 export async function listCategories(db: Kysely<Database>, page: CategoryPage): Promise<CategoryRow[]> {
-  let query = db.selectFrom('categories').select(CATEGORY_COLUMNS).orderBy('id').limit(page.first);
-  if (page.afterId !== undefined) query = query.where('id', '>', page.afterId);
-  return query.execute();
+  const { afterId, first } = page;
+  const values = afterId !== undefined ? [afterId, first] : [first];
+  const statement = compiledOnce(`listCategories:${afterId !== undefined}`, values, () => {
+    let query = db.selectFrom('categories').select(CATEGORY_COLUMNS);
+    if (afterId !== undefined) query = query.where('id', '>', afterId);
+    return query.orderBy('id').limit(first).compile();
+  });
+  return (await db.executeQuery(statement)).rows;
 }
 
 /** A category row with the number of its items. */
@@ -30,14 +36,17 @@ export async function listCategoriesWithItemCounts(
   db: Kysely<Database>,
   page: CategoryPage,
 ): Promise<CategoryRowWithItemCount[]> {
-  let query = db
-    .selectFrom('categories')
-    .select(CATEGORY_COLUMNS)
-    .select(sql<number>`(select count(*)::int from items where items.category_id = categories.id)`.as('item_count'))
-    .orderBy('id')
-    .limit(page.first);
-  if (page.afterId !== undefined) query = query.where('id', '>', page.afterId);
-  return query.execute();
+  const { afterId, first } = page;
+  const values = afterId !== undefined ? [afterId, first] : [first];
+  const statement = compiledOnce(`listCategoriesWithItemCounts:${afterId !== undefined}`, values, () => {
+    let query = db
+      .selectFrom('categories')
+      .select(CATEGORY_COLUMNS)
+      .select(sql<number>`(select count(*)::int from items where items.category_id = categories.id)`.as('item_count'));
+    if (afterId !== undefined) query = query.where('id', '>', afterId);
+    return query.orderBy('id').limit(first).compile();
+  });
+  return (await db.executeQuery(statement)).rows;
 }
 
 /** The categories with these ids, in no particular order; unknown ids are simply absent. */
@@ -45,9 +54,9 @@ export async function findCategoriesByIds(
   db: Kysely<Database>,
   ids: readonly string[],
 ): Promise<CategoryRow[]> {
-  return db
-    .selectFrom('categories')
-    .select(CATEGORY_COLUMNS)
-    .where('id', '=', sql<string>`any(${[...ids]}::bigint[])`)
-    .execute();
+  const values = [...ids];
+  const statement = compiledOnce('findCategoriesByIds', [values], () =>
+    db.selectFrom('categories').select(CATEGORY_COLUMNS).where('id', '=', sql<string>`any(${values}::bigint[])`).compile(),
+  );
+  return (await db.executeQuery(statement)).rows;
 }

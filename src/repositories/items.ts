@@ -1,5 +1,6 @@
 import { type Kysely, type Updateable, sql } from 'kysely';
 import pg from 'pg';
+import { compiledOnce } from '../db/compiled-once.js';
 import type { Database, ItemColumn, ItemRow, ItemRowPart, ItemTable } from '../db/schema.js';
 
 /** pg's own `timestamptz` parser (postgres-date), the one a pool with default parsers applies. */
@@ -68,20 +69,31 @@ export async function listItems(
   page: ItemPage,
   columns: readonly ItemColumn[] = ITEM_COLUMNS,
 ): Promise<ItemRowPart[]> {
-  let query = db.selectFrom('items').select(columns).orderBy('id').limit(page.first);
-  if (page.afterId !== undefined) query = query.where('id', '>', page.afterId);
-  if (page.minNumber !== undefined) query = query.where('number', '>=', page.minNumber);
-  if (page.maxNumber !== undefined) query = query.where('number', '<=', page.maxNumber);
-  return query.execute();
+  const { afterId, minNumber, maxNumber, first } = page;
+  const shape = `listItems:${columns.join()}:${afterId !== undefined}:${minNumber !== undefined}:${maxNumber !== undefined}`;
+  const values = [
+    ...(afterId !== undefined ? [afterId] : []),
+    ...(minNumber !== undefined ? [minNumber] : []),
+    ...(maxNumber !== undefined ? [maxNumber] : []),
+    first,
+  ];
+  const statement = compiledOnce(shape, values, () => {
+    let query = db.selectFrom('items').select(columns);
+    if (afterId !== undefined) query = query.where('id', '>', afterId);
+    if (minNumber !== undefined) query = query.where('number', '>=', minNumber);
+    if (maxNumber !== undefined) query = query.where('number', '<=', maxNumber);
+    return query.orderBy('id').limit(first).compile();
+  });
+  return (await db.executeQuery(statement)).rows;
 }
 
 /** The items with these ids, in no particular order; unknown ids are simply absent. */
 export async function findItemsByIds(db: Kysely<Database>, ids: readonly string[]): Promise<ItemRow[]> {
-  return db
-    .selectFrom('items')
-    .select(ITEM_COLUMNS)
-    .where('id', '=', sql<string>`any(${[...ids]}::bigint[])`)
-    .execute();
+  const values = [...ids];
+  const statement = compiledOnce('findItemsByIds', [values], () =>
+    db.selectFrom('items').select(ITEM_COLUMNS).where('id', '=', sql<string>`any(${values}::bigint[])`).compile(),
+  );
+  return (await db.executeQuery(statement)).rows;
 }
 
 /** Which category's items to load, at most how many, and which of their columns. */
@@ -108,16 +120,16 @@ export async function findItemsByCategories(
   const categoryIds = keys.map((key) => key.categoryId);
   const limits = keys.map((key) => key.first);
   const asked = new Set(keys.flatMap((key) => key.columns));
-  const columns = ITEM_COLUMNS.filter((column) => asked.has(column)).map((column) => sql.ref(`i.${column}`));
-  const { rows } = await sql<ItemRowForKey>`
-    select (k.ordinality - 1)::int as key_index, ${sql.join(columns)}
+  const columns = ITEM_COLUMNS.filter((column) => asked.has(column));
+  const statement = compiledOnce(`findItemsByCategories:${columns.join()}`, [categoryIds, limits], () => sql<ItemRowForKey>`
+    select (k.ordinality - 1)::int as key_index, ${sql.join(columns.map((column) => sql.ref(`i.${column}`)))}
     from unnest(${categoryIds}::bigint[], ${limits}::int[]) with ordinality as k(category_id, lim, ordinality)
     cross join lateral (
       select * from items where items.category_id = k.category_id order by items.id limit k.lim
     ) as i
     order by k.ordinality, i.id
-  `.execute(db);
-  return rows;
+  `.compile(db));
+  return (await db.executeQuery(statement)).rows;
 }
 
 /** How many items each of these categories holds; categories without items are absent. */

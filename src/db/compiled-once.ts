@@ -1,0 +1,31 @@
+import type { CompiledQuery } from 'kysely';
+
+/**
+ * The most statement shapes kept compiled. The repositories have a bounded set (a few hundred at
+ * most); shapes seen after it are compiled per call, as before.
+ */
+export const MAX_COMPILED_SHAPES = 500;
+
+const compiledByShape = new Map<string, CompiledQuery<unknown>>();
+
+/**
+ * The statement `compile` returns, compiled once per `shape` and run again with each call's `values`.
+ * Kysely builds and compiles a statement on every call (operation nodes, a visitor over them,
+ * frozen objects): about 15 µs of the 250-300 µs of server CPU that `{ items { number } }` cost,
+ * for SQL text that only depends on which clauses and columns the call has.
+ *
+ * `shape` must name everything the SQL text depends on (the statement, its optional clauses, its
+ * columns); `values` must be the statement's parameters, in the order they appear in its SQL.
+ * The first compilation of a shape checks the second: it throws if its parameters are not
+ * `values`, one for one (`Object.is`), so a wrong order fails the first request, in tests.
+ */
+export function compiledOnce<Row>(shape: string, values: readonly unknown[], compile: () => CompiledQuery<Row>): CompiledQuery<Row> {
+  const cached = compiledByShape.get(shape) as CompiledQuery<Row> | undefined;
+  if (cached && cached.parameters.length === values.length) return { ...cached, parameters: values };
+  const compiled = compile();
+  if (compiled.parameters.length !== values.length || compiled.parameters.some((value, index) => !Object.is(value, values[index]))) {
+    throw new Error(`compiledOnce(${shape}): the values given are not the statement's parameters, in order`);
+  }
+  if (compiledByShape.size < MAX_COMPILED_SHAPES) compiledByShape.set(shape, compiled);
+  return compiled;
+}
