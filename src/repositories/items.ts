@@ -155,11 +155,20 @@ export interface NewItem {
 
 /** Inserts one item and returns its row. A missing category raises PostgreSQL error 23503. */
 export async function insertItem(db: Kysely<Database>, item: NewItem): Promise<ItemRow> {
-  return db
-    .insertInto('items')
-    .values({ number: item.number, label: item.label, category_id: item.categoryId ?? null })
-    .returning(ITEM_COLUMNS)
-    .executeTakeFirstOrThrow();
+  const { number, label } = item;
+  const categoryId = item.categoryId ?? null;
+  // Without a label the column is left out (its default applies): two shapes.
+  const values = label === undefined ? [number, categoryId] : [number, label, categoryId];
+  const statement = compiledOnce(`insertItem:${label !== undefined}`, values, () =>
+    db
+      .insertInto('items')
+      .values(label === undefined ? { number, category_id: categoryId } : { number, label, category_id: categoryId })
+      .returning(ITEM_COLUMNS)
+      .compile(),
+  );
+  const [row] = (await db.executeQuery(statement)).rows;
+  if (!row) throw new Error('INSERT ... RETURNING returned no row');
+  return row;
 }
 
 /** Changes an item; returns its new row, or undefined when no item has this id. */
