@@ -1,6 +1,6 @@
 /**
  * Server CPU per request, measured in process: `npm run bench:cpu -- [--workloads W1,W2,W3]
- * [--requests 20000] [--concurrency 16]`.
+ * [--requests 20000] [--concurrency 16] [--against DIR [--batch 1000] [--rounds 60]]`.
  *
  * On a shared 2-core VM, req/s from `npm run bench` drifts by 10-40 % between runs, because the
  * server, PostgreSQL and the load generator compete for the cores. This measures one thing only:
@@ -11,14 +11,23 @@
  * embedded PostgreSQL (or `DATABASE_URL`, read only), seeded 100 x 100, a pool of 10. Every answer
  * is checked against the workload's expected bytes. Use it to compare two versions back to back;
  * W4 (writes) is not offered.
+ *
+ * `--against DIR` compares this checkout with another one (DIR, a checkout of poolgraph with its
+ * own `npm install`): both servers run in this one process on the same database, and batches of
+ * `--batch` requests alternate between them for `--rounds` rounds, so a change of the machine's
+ * speed hits both alike. It prints each one's median CPU per request and the median of the
+ * per-round ratios. On the 2-core VM two runs of a checkout against itself gave 0.989 and 1.016
+ * (`--batch 1000 --rounds 60`): differences under about 3 % are noise.
  */
 import '../../src/production-mode.js';
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { createServer, type PoolgraphServer } from '../../src/app.js';
+import { type CreateServerOptions, createServer, type PoolgraphServer } from '../../src/app.js';
 import { openBenchDatabase } from './database.js';
 import { isExpectedBody, WORKLOADS, type WorkloadName } from './workloads.js';
 
@@ -27,6 +36,9 @@ const { values } = parseArgs({
     workloads: { type: 'string', default: 'W1,W2,W3' },
     requests: { type: 'string', default: '20000' },
     concurrency: { type: 'string', default: '16' },
+    against: { type: 'string' },
+    batch: { type: 'string', default: '1000' },
+    rounds: { type: 'string', default: '60' },
   },
 });
 const names = (values.workloads ?? '').split(',') as WorkloadName[];
@@ -37,6 +49,8 @@ if (names.some((name) => !offered.includes(name))) {
 }
 const requests = Number(values.requests);
 const concurrency = Number(values.concurrency);
+const batch = Number(values.batch);
+const rounds = Number(values.rounds);
 
 /** A response that keeps its status and body; the fast path writes it with writeHead and end. */
 class RecordedResponse extends EventEmitter {
@@ -66,7 +80,7 @@ class RecordedResponse extends EventEmitter {
 }
 
 /** One request through the server's listener; resolves with the response body. */
-function send(server: PoolgraphServer, body: Buffer): Promise<string> {
+function send(server: Pick<PoolgraphServer, 'requestListener'>, body: Buffer): Promise<string> {
   const request = Object.assign(Readable.from([body]), {
     method: 'POST',
     url: '/graphql',
@@ -78,16 +92,33 @@ function send(server: PoolgraphServer, body: Buffer): Promise<string> {
   return response.done;
 }
 
-const database = await openBenchDatabase(process.env['DATABASE_URL'], false);
-try {
-  const server = createServer({
-    database: { connectionString: database.url, size: 10, maxOverflow: 0, timeoutMs: 5_000, idleTimeoutMs: 30_000, recycleSeconds: 0, statementTimeoutMs: 10_000 },
+/** The servers' settings: a pool of 10, as `npm run bench` configures poolgraph. */
+function serverOptions(databaseUrl: string): CreateServerOptions {
+  return {
+    database: { connectionString: databaseUrl, size: 10, maxOverflow: 0, timeoutMs: 5_000, idleTimeoutMs: 30_000, recycleSeconds: 0, statementTimeoutMs: 10_000 },
     // Not `warn`: pg-pool's end() resolves before its connections have closed, so stopping the
     // database right after logs one "idle connection failed" warning per connection.
     logger: pino({ level: 'error' }),
-  });
+  };
+}
+
+const database = await openBenchDatabase(process.env['DATABASE_URL'], false);
+try {
+  const server = createServer(serverOptions(database.url));
   try {
-    for (const name of names) await measure(server, name);
+    if (values.against === undefined) {
+      for (const name of names) await measure(server, name);
+    } else {
+      // The other checkout's own createServer, with its own dependencies.
+      const other = resolve(values.against);
+      const { createServer: createOther } = (await import(pathToFileURL(join(other, 'src/app.ts')).href)) as typeof import('../../src/app.js');
+      const otherServer = createOther(serverOptions(database.url));
+      try {
+        for (const name of names) await compare({ label: 'this checkout', server }, { label: other, server: otherServer }, name);
+      } finally {
+        await otherServer.close();
+      }
+    }
   } finally {
     await server.close();
   }
@@ -95,23 +126,61 @@ try {
   await database.stop();
 }
 
-/** Runs `requests` of workload `name` after a warm-up and prints its CPU per request. */
-async function measure(server: PoolgraphServer, name: WorkloadName): Promise<void> {
+/** A server to measure, and how to name it. */
+interface Contender {
+  label: string;
+  server: Pick<PoolgraphServer, 'requestListener'>;
+}
+
+/** Sends `count` requests of `workload` to `server`, `concurrency` at a time; returns the wrong answers. */
+async function run(server: Contender['server'], name: WorkloadName, count: number): Promise<number> {
   const workload = WORKLOADS[name];
   const body = Buffer.from(workload.body);
   let wrong = 0;
-  const run = async (count: number) => {
-    let left = count;
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (left-- > 0) if (!isExpectedBody(workload, await send(server, body))) wrong += 1;
-      }),
-    );
-  };
-  await run(Math.ceil(requests / 5)); // warm-up: JIT, caches, pool
+  let left = count;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (left-- > 0) if (!isExpectedBody(workload, await send(server, body))) wrong += 1;
+    }),
+  );
+  return wrong;
+}
+
+/** Alternates batches of `name` between the two servers and prints both medians and their ratio. */
+async function compare(mine: Contender, theirs: Contender, name: WorkloadName): Promise<void> {
+  const contenders = [mine, theirs];
+  let wrong = 0;
+  for (const { server } of contenders) wrong += await run(server, name, batch * 2); // warm-up
+  const perRequest: number[][] = [[], []];
+  for (let round = 0; round < rounds; round++) {
+    // Each goes first in every other round: neither always runs right after the other's garbage.
+    for (const index of round % 2 === 0 ? [0, 1] : [1, 0]) {
+      const before = process.cpuUsage();
+      wrong += await run(contenders[index]!.server, name, batch);
+      const used = process.cpuUsage(before);
+      perRequest[index]!.push((used.user + used.system) / batch);
+    }
+  }
+  const [ours = [], other = []] = perRequest;
+  for (const [index, { label }] of contenders.entries()) {
+    console.log(`${name} ${label}: ${median(perRequest[index] ?? []).toFixed(1)} µs CPU per request (median of ${rounds} batches of ${batch})`);
+  }
+  const ratio = median(ours.map((value, index) => value / (other[index] ?? Number.NaN)));
+  console.log(`${name} this checkout / other: ${ratio.toFixed(3)} (median of the per-round ratios), ${wrong} wrong`);
+  if (wrong > 0) process.exitCode = 1;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+}
+
+/** Runs `requests` of workload `name` after a warm-up and prints its CPU per request. */
+async function measure(server: PoolgraphServer, name: WorkloadName): Promise<void> {
+  let wrong = await run(server, name, Math.ceil(requests / 5)); // warm-up: JIT, caches, pool
   const before = process.cpuUsage();
   const started = performance.now();
-  await run(requests);
+  wrong += await run(server, name, requests);
   const used = process.cpuUsage(before);
   const seconds = (performance.now() - started) / 1000;
   console.log(
