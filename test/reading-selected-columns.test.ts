@@ -3,8 +3,8 @@ import { useTestEnvironment } from './support/server.js';
 import { W2 } from './support/workloads.js';
 
 /**
- * Lists read only the columns of `items` their selection needs (src/resolvers/item-columns.ts):
- * W1 reads `number` of 20 rows instead of five columns. What each request really sent is read
+ * Reads of `items` fetch only the columns their selection needs (src/resolvers/item-columns.ts):
+ * W1 reads `number` of 20 rows instead of five columns, a gateway's W5 three columns of 100. What each request really sent is read
  * back from PostgreSQL: `pg_stat_activity.query` is the last statement of the backend the request
  * was handed (its pid from the pool's `acquire` event).
  */
@@ -19,7 +19,7 @@ async function lastStatementOf(pid: number | undefined): Promise<string> {
 /** Every field of an item, read by id (the by-id loader reads whole rows). */
 const WHOLE_ITEM = 'id number label createdAt category { name }';
 
-describe('lists read only the columns their selection needs', () => {
+describe('reads of items fetch only the columns their selection needs', () => {
   it('reads number alone for { items { number } }, and the answer is unchanged', async () => {
     const { response, stats, acquired } = await t.server.measure('{ items(first: 3) { number } }');
     expect(response.body).toEqual({ data: { items: [{ number: 1 }, { number: 2 }, { number: 3 }] } });
@@ -75,5 +75,45 @@ describe('lists read only the columns their selection needs', () => {
     const data = partial.response.body.data as { item: { number: number; label: string; createdAt: string } };
     const byId = await t.server.graphql('{ item(id: "2") { number label createdAt } }');
     expect(data.item).toEqual(byId.body.data?.item);
+  });
+
+  it('reads only the selected columns for item(id:), one statement for the loads of a tick', async () => {
+    const single = await t.server.measure('{ item(id: "5") { number } }');
+    expect(single.response.body).toEqual({ data: { item: { number: 5 } } });
+    expect(await lastStatementOf(single.acquired[0])).toBe('select "id", "number" from "items" where "id" = any($1::bigint[])');
+
+    // Three loads asking for different columns of two items: one statement reading their union.
+    const mixed = await t.server.measure(`{
+      a: item(id: "5") { number } b: item(id: "5") { label createdAt } c: item(id: "6") { category { name } }
+    }`);
+    expect(mixed.response.body.errors).toBeUndefined();
+    expect(mixed.stats?.statements).toBe(2); // the items, then item 6's category
+    const whole = await t.server.graphql(`{ i5: item(id: "5") { ${WHOLE_ITEM} } i6: item(id: "6") { ${WHOLE_ITEM} } }`);
+    const i5 = whole.body.data?.['i5'] as { number: number; label: string; createdAt: string };
+    const i6 = whole.body.data?.['i6'] as { category: unknown };
+    expect(mixed.response.body.data).toEqual({
+      a: { number: i5.number },
+      b: { label: i5.label, createdAt: i5.createdAt },
+      c: { category: i6.category },
+    });
+  });
+
+  it("reads only the columns a gateway's _entities call selects", async () => {
+    const representations = ['7', '8', '999999'].map((id) => ({ __typename: 'Item', id }));
+    const { response, acquired } = await t.server.measure(
+      'query ($representations: [_Any!]!) { _entities(representations: $representations) { ... on Item { id number label } } }',
+      { representations },
+    );
+    expect(response.body.errors).toBeUndefined();
+    expect(await lastStatementOf(acquired[0])).toBe('select "id", "number", "label" from "items" where "id" = any($1::bigint[])');
+    const expected = await t.server.graphql(`{ i7: item(id: "7") { ${WHOLE_ITEM} } i8: item(id: "8") { ${WHOLE_ITEM} } }`);
+    const item = (key: string) => expected.body.data?.[key] as { id: string; number: number; label: string };
+    expect(response.body.data).toEqual({
+      _entities: [
+        { id: '7', number: item('i7').number, label: item('i7').label },
+        { id: '8', number: item('i8').number, label: item('i8').label },
+        null,
+      ],
+    });
   });
 });

@@ -87,11 +87,15 @@ export async function listItems(
   return (await db.executeQuery(statement)).rows;
 }
 
-/** The items with these ids, in no particular order; unknown ids are simply absent. */
-export async function findItemsByIds(db: Kysely<Database>, ids: readonly string[]): Promise<ItemRow[]> {
+/** The items with these ids (these columns of them), in no particular order; unknown ids are absent. */
+export async function findItemsByIds(
+  db: Kysely<Database>,
+  ids: readonly string[],
+  columns: readonly ItemColumn[] = ITEM_COLUMNS,
+): Promise<ItemRowPart[]> {
   const values = [...ids];
-  const statement = compiledOnce('findItemsByIds', [values], () =>
-    db.selectFrom('items').select(ITEM_COLUMNS).where('id', '=', sql<string>`any(${values}::bigint[])`).compile(),
+  const statement = compiledOnce(`findItemsByIds:${columns.join()}`, [values], () =>
+    db.selectFrom('items').select(columns).where('id', '=', sql<string>`any(${values}::bigint[])`).compile(),
   );
   return (await db.executeQuery(statement)).rows;
 }

@@ -22,10 +22,12 @@ const COLUMNS_OF_FIELD: Readonly<Record<keyof Item, readonly ItemColumn[]>> = {
 const cache = new WeakMap<ReadonlySet<string>, readonly ItemColumn[]>();
 
 /**
- * The columns of `items` that the list field being resolved needs for the `Item` subfields it
- * selects, in table order: `{ items { number } }` reads `number` alone where a whole row is five
- * columns (W1's server time fell by 12-20 % with it, see docs/benchmarks-profile.md). A name not in
- * the map (none today) reads every column. Never empty: `{ items { __typename } }` reads `id`.
+ * The columns of `items` that the field being resolved (a list of items, `item(id:)`, or a
+ * gateway's `_entities`) needs for the `Item` subfields it selects, in table order:
+ * `{ items { number } }` reads `number` alone where a whole row is five columns (W1's server time
+ * fell by 12-20 % with it, see docs/benchmarks-profile.md). A name not in the map (a field of
+ * another type in `_entities`' fragments) reads every column. Never empty: `{ items { __typename } }`
+ * reads `id`.
  */
 export function itemColumnsFor(info: GraphQLResolveInfo): readonly ItemColumn[] {
   const names = selectedSubfields(info);

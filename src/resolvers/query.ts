@@ -22,8 +22,9 @@ export const Query: QueryResolvers = {
     return rows;
   },
 
-  item(_parent, args, { loaders }) {
-    return loaders.itemById.get(parseId(args.id, 'id'));
+  /** Only the columns the selection needs; the item's loads of one tick share a statement. */
+  item(_parent, args, { loaders }, info) {
+    return loaders.itemById.get(parseId(args.id, 'id'), itemColumnsFor(info));
   },
 
   /**
