@@ -4,7 +4,7 @@ import type { CompiledQuery } from 'kysely';
  * The most statement shapes kept compiled. The repositories have a bounded set (a few hundred at
  * most); shapes seen after it are compiled per call, as before.
  */
-export const MAX_COMPILED_SHAPES = 500;
+const MAX_COMPILED_SHAPES = 500;
 
 const compiledByShape = new Map<string, CompiledQuery<unknown>>();
 

@@ -6,7 +6,7 @@ import type pg from 'pg';
  * lists); the bound keeps a host that runs statements of its own through `db` (schema extensions)
  * from filling every connection with prepared statements. Texts seen after it run unnamed.
  */
-export const MAX_PREPARED_STATEMENTS = 500;
+const MAX_PREPARED_STATEMENTS = 500;
 
 /** Statement text → its name, the same on every connection of the process. */
 const names = new Map<string, string>();
