@@ -35,10 +35,13 @@ describe('prepared statements', () => {
     const before = await preparedOn(t.server.server.pool);
     for (let i = 0; i < 5; i++) expect((await t.server.graphql(W1)).body.errors).toBeUndefined();
     for (let i = 0; i < 3; i++) expect((await t.server.graphql(W2)).body.errors).toBeUndefined();
+    // A statement of the host's own (a schema extension's, through `db`) runs unnamed.
+    expect((await t.server.graphql('{ sleep(seconds: 0) }')).body.errors).toBeUndefined();
     const after = await preparedOn(t.server.server.pool);
 
     const added = after.filter((statement) => !before.some((seen) => seen.name === statement.name));
-    // W1's statement and W2's two, each prepared once and run as many times as requests ran it.
+    // W1's statement and W2's two, each prepared once and run as many times as requests ran it;
+    // nothing else.
     expect(added.map((statement) => statement.runs)).toEqual([5, 3, 3]);
     expect(added[0]?.statement).toBe('select "number" from "items" order by "id" limit $1');
     expect(added[1]?.statement).toMatch(/^select "id", "name", \(select count\(\*\)::int from items/);
@@ -77,6 +80,28 @@ describe('prepared statements', () => {
       expect(await preparedOn(server.server.pool)).toEqual([]);
     } finally {
       await server.close();
+    }
+  });
+
+  it('answers through a column type change that makes its prepared statements stale, and replaces the connection', async () => {
+    const before = await t.server.measure(W1);
+    expect(before.response.body.errors).toBeUndefined();
+    const [pid] = before.acquired;
+    // PostgreSQL refuses the prepared W1 statement from now on ("cached plan must not change
+    // result type", 0A000): it did not run, so it runs again unnamed, and the connection, whose
+    // record of its prepared statements is wrong, is not pooled again.
+    await t.database.query('alter table items alter column number type bigint');
+    try {
+      const stale = await t.server.measure(W1);
+      expect(stale.response.body).toEqual(before.response.body);
+      expect(stale.acquired).toEqual([pid]);
+      expect(stale.stats).toMatchObject({ statements: 2, destroyed: true });
+      const next = await t.server.measure(W1);
+      expect(next.response.body).toEqual(before.response.body);
+      expect(next.acquired).toHaveLength(1);
+      expect(next.acquired[0]).not.toBe(pid);
+    } finally {
+      await t.database.query('alter table items alter column number type integer');
     }
   });
 });

@@ -1,4 +1,5 @@
 import type { CompiledQuery } from 'kysely';
+import { registerPreparedStatement } from './prepared-statements.js';
 
 /**
  * The most statement shapes kept compiled. The repositories have a bounded set (a few hundred at
@@ -18,6 +19,11 @@ const compiledByShape = new Map<string, CompiledQuery<unknown>>();
  * columns); `values` must be the statement's parameters, in the order they appear in its SQL.
  * The first compilation of a shape checks the second: it throws if its parameters are not
  * `values`, one for one (`Object.is`), so a wrong order fails the first request, in tests.
+ *
+ * The cache is the process's, not a Kysely instance's: it assumes what the repositories use, the
+ * scope's `db` (one compiler for the process, no plugins, no `withSchema`). A kept statement is
+ * registered as a named prepared statement (`registerPreparedStatement`). It keeps the first
+ * call's values in its operation nodes, a few kilobytes per shape at most.
  */
 export function compiledOnce<Row>(shape: string, values: readonly unknown[], compile: () => CompiledQuery<Row>): CompiledQuery<Row> {
   const cached = compiledByShape.get(shape) as CompiledQuery<Row> | undefined;
@@ -26,6 +32,9 @@ export function compiledOnce<Row>(shape: string, values: readonly unknown[], com
   if (compiled.parameters.length !== values.length || compiled.parameters.some((value, index) => !Object.is(value, values[index]))) {
     throw new Error(`compiledOnce(${shape}): the values given are not the statement's parameters, in order`);
   }
-  if (compiledByShape.size < MAX_COMPILED_SHAPES) compiledByShape.set(shape, compiled);
+  if (compiledByShape.size < MAX_COMPILED_SHAPES) {
+    compiledByShape.set(shape, compiled);
+    registerPreparedStatement(compiled.sql);
+  }
   return compiled;
 }

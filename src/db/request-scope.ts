@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import pg from 'pg';
 import { DatabaseBusyError, DatabaseUnavailableError, StatementTimeoutError, WritesRolledBackError } from '../errors.js';
 import { isPoolTimeout } from './pool.js';
-import { preparedQuery } from './prepared-statements.js';
+import { isStalePreparedStatement, preparedName } from './prepared-statements.js';
 import type { Database } from './schema.js';
 import { createScopeDb } from './scope-dialect.js';
 
@@ -70,11 +70,10 @@ export interface RequestScopeOptions {
    */
   pooler?: { statementTimeoutMs: number; idleInTransactionTimeoutMs: number };
   /**
-   * Runs parameterised statements as named prepared statements (see `preparedQuery`): parsed and
-   * planned once per connection instead of at every run. Only where every connection the scope
-   * may get comes from one PostgreSQL session per pooled connection: not behind a transaction
-   * pooler (PgBouncer before 1.21 gives each Bind any server connection, where the statement may
-   * not exist). @default false
+   * Runs poolgraph's own statements as named prepared statements (see `preparedName`): parsed
+   * and planned once per connection instead of at every run. Only where each pooled connection is
+   * one PostgreSQL session: not behind a transaction pooler, which may run a Bind on a server
+   * connection that never saw its Parse. @default false
    */
   preparedStatements?: boolean;
 }
@@ -141,6 +140,8 @@ export class RequestScope {
   #retried = false;
   #whenQuiet: (() => void) | undefined;
   #broken: unknown;
+  /** A named statement was refused as stale on this connection: destroy it at release. */
+  #stalePreparedStatement: unknown;
   #statements = 0;
   #backendPid: number | null = null;
   #acquireWaitMs = 0;
@@ -360,11 +361,30 @@ export class RequestScope {
       this.#operationTransaction !== 'open' &&
       (this.#transactionOwner === undefined || /^(begin|start transaction)\b/i.test(sql))
         ? await queryWithPrefix(client, `set local statement_timeout = ${timeoutMs}`, sql, parameters)
-        : this.#options.preparedStatements && parameters.length > 0
-          ? await client.query(preparedQuery(sql, [...parameters]))
-          : await client.query(sql, [...parameters]);
+        : await this.#run(client, sql, parameters);
     this.#answeredOnConnection += 1;
     return result;
+  }
+
+  /**
+   * Runs one statement: as a named prepared statement when it is one of poolgraph's own (see
+   * `preparedName`) and this scope may, else unnamed. A named statement PostgreSQL refuses as
+   * stale did not run: outside a transaction block it runs once more unnamed, and in any case the
+   * connection, whose record of its prepared statements is now wrong, is destroyed at release
+   * instead of being pooled.
+   */
+  async #run(client: pg.PoolClient, sql: string, parameters: readonly unknown[]): Promise<pg.QueryResult> {
+    const name = this.#options.preparedStatements ? preparedName(sql) : undefined;
+    if (name === undefined) return client.query(sql, [...parameters]);
+    try {
+      return await client.query({ name, text: sql, values: [...parameters] });
+    } catch (error) {
+      if (!isStalePreparedStatement(error)) throw error;
+      this.#stalePreparedStatement ??= error;
+      if (client.getTransactionStatus() !== 'I') throw error;
+      this.#statements += 1;
+      return client.query(sql, [...parameters]);
+    }
   }
 
   /**
@@ -461,6 +481,7 @@ export class RequestScope {
         if (this.#broken === undefined && client.getTransactionStatus() !== 'I') {
           this.#broken = new Error('connection released inside a transaction');
         }
+        this.#broken ??= this.#stalePreparedStatement;
         if (this.#broken === undefined) lastReturned.set(client, performance.now());
         // pg-pool destroys a client released with a truthy error instead of pooling it.
         client.release(this.#broken === undefined ? undefined : toError(this.#broken));
