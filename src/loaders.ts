@@ -6,6 +6,7 @@ import {
   type CategoryItemsKey,
   countItemsByCategories,
   findItemsByCategories,
+  columnsToRead,
   findItemsByIds,
   ITEM_COLUMNS,
   isWholeItemRow,
@@ -53,9 +54,7 @@ export function createLoaders(db: Kysely<Database>, onBatch?: LoaderBatchObserve
   const itemById = new ItemLoader(
     observed('itemById', onBatch, async (keys) => {
       // One statement for every load of the tick: the columns any of them asked for, and the id.
-      const asked = new Set<ItemColumn>(['id']);
-      for (const key of keys) for (const column of key.columns) asked.add(column);
-      const columns = ITEM_COLUMNS.filter((column) => asked.has(column));
+      const columns = columnsToRead(['id', ...keys.flatMap((key) => key.columns)]);
       const ids = keys.map((key) => key.id);
       return inKeyOrder(ids, await findItemsByIds(db, ids, columns), (row) => row.id ?? '');
     }),
@@ -85,7 +84,7 @@ export function createLoaders(db: Kysely<Database>, onBatch?: LoaderBatchObserve
       }
       return pages;
     }),
-    { cacheKeyFn: (key) => `${key.categoryId}:${key.first}:${columnsKey(key.columns)}` },
+    { cacheKeyFn: (key) => `${key.categoryId}:${key.first}:${columnsKey(key.columns ?? ITEM_COLUMNS)}` },
   );
   return {
     itemById,
@@ -166,7 +165,7 @@ export interface ItemKey {
 
 /**
  * Items by id, reading only the columns each load asks for (a gateway's `_entities` call for 100
- * items' `id number label` reads three columns, not five: 11 % less server CPU on W5), batched
+ * items' `id number label` reads three columns, not five: 5 % less server CPU on W5), batched
  * like {@link SyncLoader}, whose synchronous answers it keeps for whole rows.
  *
  * Loads of one tick share ONE statement reading the union of their columns (and `id`). A row
@@ -196,15 +195,20 @@ export class ItemLoader {
   }
 
   /**
-   * The item with at least these columns: the row itself when the request holds it whole (no
-   * promise, no statement), else a promise batched with the other loads of this tick.
+   * The item with at least these columns (without `columns`, the whole row): the row itself
+   * when the request holds it whole (no promise, no statement), else a promise batched with the
+   * other loads of this tick.
    */
+  get(id: string): ItemRow | null | Promise<ItemRow | null>;
+  get(id: string, columns: readonly ItemColumn[]): ItemRowPart | null | Promise<ItemRowPart | null>;
   get(id: string, columns: readonly ItemColumn[] = ITEM_COLUMNS): ItemRowPart | null | Promise<ItemRowPart | null> {
     const row = this.#whole.get(id);
     return row === undefined ? this.#loader.load({ id, columns }) : row;
   }
 
   /** Like {@link ItemLoader.get}, always as a promise. */
+  load(id: string): Promise<ItemRow | null>;
+  load(id: string, columns: readonly ItemColumn[]): Promise<ItemRowPart | null>;
   load(id: string, columns: readonly ItemColumn[] = ITEM_COLUMNS): Promise<ItemRowPart | null> {
     const row = this.#whole.get(id);
     return row === undefined ? this.#loader.load({ id, columns }) : Promise.resolve(row);

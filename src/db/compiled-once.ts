@@ -1,4 +1,4 @@
-import type { CompiledQuery } from 'kysely';
+import type { CompiledQuery, Kysely } from 'kysely';
 import { registerPreparedStatement } from './prepared-statements.js';
 
 /**
@@ -25,7 +25,7 @@ const compiledByShape = new Map<string, CompiledQuery<unknown>>();
  * registered as a named prepared statement (`registerPreparedStatement`). It keeps the first
  * call's values in its operation nodes, a few kilobytes per shape at most.
  */
-export function compiledOnce<Row>(shape: string, values: readonly unknown[], compile: () => CompiledQuery<Row>): CompiledQuery<Row> {
+function compiledOnce<Row>(shape: string, values: readonly unknown[], compile: () => CompiledQuery<Row>): CompiledQuery<Row> {
   const cached = compiledByShape.get(shape) as CompiledQuery<Row> | undefined;
   if (cached && cached.parameters.length === values.length) return { ...cached, parameters: values };
   const compiled = compile();
@@ -37,4 +37,14 @@ export function compiledOnce<Row>(shape: string, values: readonly unknown[], com
     registerPreparedStatement(compiled.sql);
   }
   return compiled;
+}
+
+/** Runs the statement {@link compiledOnce} keeps for `shape` on `db` and returns its rows. */
+export async function queryCompiledOnce<Row>(
+  db: Pick<Kysely<unknown>, 'executeQuery'>,
+  shape: string,
+  values: readonly unknown[],
+  compile: () => CompiledQuery<Row>,
+): Promise<Row[]> {
+  return (await db.executeQuery(compiledOnce(shape, values, compile))).rows;
 }

@@ -1,5 +1,5 @@
 import { type Kysely, sql } from 'kysely';
-import { compiledOnce } from '../db/compiled-once.js';
+import { queryCompiledOnce } from '../db/compiled-once.js';
 import type { CategoryRow, Database } from '../db/schema.js';
 
 /** Every column of `categories`, named rather than `*` (see `ITEM_COLUMNS`). */
@@ -16,12 +16,11 @@ export interface CategoryPage {
 export async function listCategories(db: Kysely<Database>, page: CategoryPage): Promise<CategoryRow[]> {
   const { afterId, first } = page;
   const values = afterId !== undefined ? [afterId, first] : [first];
-  const statement = compiledOnce(`listCategories:${afterId !== undefined}`, values, () => {
+  return queryCompiledOnce(db, `listCategories:${afterId !== undefined}`, values, () => {
     let query = db.selectFrom('categories').select(CATEGORY_COLUMNS);
     if (afterId !== undefined) query = query.where('id', '>', afterId);
     return query.orderBy('id').limit(first).compile();
   });
-  return (await db.executeQuery(statement)).rows;
 }
 
 /** A category row with the number of its items. */
@@ -38,7 +37,7 @@ export async function listCategoriesWithItemCounts(
 ): Promise<CategoryRowWithItemCount[]> {
   const { afterId, first } = page;
   const values = afterId !== undefined ? [afterId, first] : [first];
-  const statement = compiledOnce(`listCategoriesWithItemCounts:${afterId !== undefined}`, values, () => {
+  return queryCompiledOnce(db, `listCategoriesWithItemCounts:${afterId !== undefined}`, values, () => {
     let query = db
       .selectFrom('categories')
       .select(CATEGORY_COLUMNS)
@@ -46,7 +45,6 @@ export async function listCategoriesWithItemCounts(
     if (afterId !== undefined) query = query.where('id', '>', afterId);
     return query.orderBy('id').limit(first).compile();
   });
-  return (await db.executeQuery(statement)).rows;
 }
 
 /** The categories with these ids, in no particular order; unknown ids are simply absent. */
@@ -55,8 +53,7 @@ export async function findCategoriesByIds(
   ids: readonly string[],
 ): Promise<CategoryRow[]> {
   const values = [...ids];
-  const statement = compiledOnce('findCategoriesByIds', [values], () =>
+  return queryCompiledOnce(db, 'findCategoriesByIds', [values], () =>
     db.selectFrom('categories').select(CATEGORY_COLUMNS).where('id', '=', sql<string>`any(${values}::bigint[])`).compile(),
   );
-  return (await db.executeQuery(statement)).rows;
 }

@@ -1,6 +1,6 @@
 import { type Kysely, type Updateable, sql } from 'kysely';
 import pg from 'pg';
-import { compiledOnce } from '../db/compiled-once.js';
+import { queryCompiledOnce } from '../db/compiled-once.js';
 import type { Database, ItemColumn, ItemRow, ItemRowPart, ItemTable } from '../db/schema.js';
 
 /** pg's own `timestamptz` parser (postgres-date), the one a pool with default parsers applies. */
@@ -42,6 +42,16 @@ export function isWholeItemRow(row: ItemRowPart): row is ItemRow {
 }
 
 /**
+ * The columns to read for these asked ones: each once, in table order (so that equal sets give
+ * the same statement text), and never none (`id` then: a statement needs one column).
+ */
+export function columnsToRead(asked: Iterable<ItemColumn>): readonly ItemColumn[] {
+  const wanted = new Set(asked);
+  const columns = ITEM_COLUMNS.filter((column) => wanted.has(column));
+  return columns.length > 0 ? columns : ['id'];
+}
+
+/**
  * A column the read behind this row fetched. Each `Item` field reads only the columns
  * `resolvers/item-columns.ts` maps it to, which its list fetched: a missing one is a bug in that
  * map, reported as such rather than answered as null.
@@ -70,6 +80,7 @@ export async function listItems(
   columns: readonly ItemColumn[] = ITEM_COLUMNS,
 ): Promise<ItemRowPart[]> {
   const { afterId, minNumber, maxNumber, first } = page;
+  if (columns.length === 0) columns = ['id'];
   const shape = `listItems:${columns.join()}:${afterId !== undefined}:${minNumber !== undefined}:${maxNumber !== undefined}`;
   const values = [
     ...(afterId !== undefined ? [afterId] : []),
@@ -77,14 +88,13 @@ export async function listItems(
     ...(maxNumber !== undefined ? [maxNumber] : []),
     first,
   ];
-  const statement = compiledOnce(shape, values, () => {
+  return queryCompiledOnce(db, shape, values, () => {
     let query = db.selectFrom('items').select(columns);
     if (afterId !== undefined) query = query.where('id', '>', afterId);
     if (minNumber !== undefined) query = query.where('number', '>=', minNumber);
     if (maxNumber !== undefined) query = query.where('number', '<=', maxNumber);
     return query.orderBy('id').limit(first).compile();
   });
-  return (await db.executeQuery(statement)).rows;
 }
 
 /** The items with these ids (these columns of them), in no particular order; unknown ids are absent. */
@@ -93,19 +103,19 @@ export async function findItemsByIds(
   ids: readonly string[],
   columns: readonly ItemColumn[] = ITEM_COLUMNS,
 ): Promise<ItemRowPart[]> {
+  if (columns.length === 0) columns = ['id'];
   const values = [...ids];
-  const statement = compiledOnce(`findItemsByIds:${columns.join()}`, [values], () =>
+  return queryCompiledOnce(db, `findItemsByIds:${columns.join()}`, [values], () =>
     db.selectFrom('items').select(columns).where('id', '=', sql<string>`any(${values}::bigint[])`).compile(),
   );
-  return (await db.executeQuery(statement)).rows;
 }
 
 /** Which category's items to load, at most how many, and which of their columns. */
 export interface CategoryItemsKey {
   categoryId: string;
   first: number;
-  /** At least one column. */
-  columns: readonly ItemColumn[];
+  /** The columns needed. @default every column */
+  columns?: readonly ItemColumn[] | undefined;
 }
 
 /** An item row tagged with the index of the {@link CategoryItemsKey} it answers. */
@@ -123,9 +133,8 @@ export async function findItemsByCategories(
 ): Promise<ItemRowForKey[]> {
   const categoryIds = keys.map((key) => key.categoryId);
   const limits = keys.map((key) => key.first);
-  const asked = new Set(keys.flatMap((key) => key.columns));
-  const columns = ITEM_COLUMNS.filter((column) => asked.has(column));
-  const statement = compiledOnce(`findItemsByCategories:${columns.join()}`, [categoryIds, limits], () => sql<ItemRowForKey>`
+  const columns = columnsToRead(keys.flatMap((key) => key.columns ?? ITEM_COLUMNS));
+  return queryCompiledOnce(db, `findItemsByCategories:${columns.join()}`, [categoryIds, limits], () => sql<ItemRowForKey>`
     select (k.ordinality - 1)::int as key_index, ${sql.join(columns.map((column) => sql.ref(`i.${column}`)))}
     from unnest(${categoryIds}::bigint[], ${limits}::int[]) with ordinality as k(category_id, lim, ordinality)
     cross join lateral (
@@ -133,7 +142,6 @@ export async function findItemsByCategories(
     ) as i
     order by k.ordinality, i.id
   `.compile(db));
-  return (await db.executeQuery(statement)).rows;
 }
 
 /** How many items each of these categories holds; categories without items are absent. */
@@ -163,14 +171,13 @@ export async function insertItem(db: Kysely<Database>, item: NewItem): Promise<I
   const categoryId = item.categoryId ?? null;
   // Without a label the column is left out (its default applies): two shapes.
   const values = label === undefined ? [number, categoryId] : [number, label, categoryId];
-  const statement = compiledOnce(`insertItem:${label !== undefined}`, values, () =>
+  const [row] = await queryCompiledOnce(db, `insertItem:${label !== undefined}`, values, () =>
     db
       .insertInto('items')
       .values(label === undefined ? { number, category_id: categoryId } : { number, label, category_id: categoryId })
       .returning(ITEM_COLUMNS)
       .compile(),
   );
-  const [row] = (await db.executeQuery(statement)).rows;
   if (!row) throw new Error('INSERT ... RETURNING returned no row');
   return row;
 }

@@ -1,7 +1,7 @@
 import type { GraphQLResolveInfo } from 'graphql';
 import type { ItemColumn } from '../db/schema.js';
 import type { Item } from '../generated/resolvers-types.js';
-import { ITEM_COLUMNS } from '../repositories/items.js';
+import { columnsToRead, ITEM_COLUMNS } from '../repositories/items.js';
 import { selectedSubfields } from './selection.js';
 
 /**
@@ -37,11 +37,7 @@ export function itemColumnsFor(info: GraphQLResolveInfo): readonly ItemColumn[] 
 }
 
 function columnsFor(names: ReadonlySet<string>): readonly ItemColumn[] {
-  const wanted = new Set<ItemColumn>();
-  for (const name of names) {
-    const mapped = Object.hasOwn(COLUMNS_OF_FIELD, name) ? COLUMNS_OF_FIELD[name as keyof Item] : ITEM_COLUMNS;
-    for (const column of mapped) wanted.add(column);
-  }
-  const columns = ITEM_COLUMNS.filter((column) => wanted.has(column));
-  return columns.length > 0 ? columns : ['id'];
+  return columnsToRead(
+    [...names].flatMap((name) => (Object.hasOwn(COLUMNS_OF_FIELD, name) ? COLUMNS_OF_FIELD[name as keyof Item] : ITEM_COLUMNS)),
+  );
 }

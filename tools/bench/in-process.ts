@@ -51,6 +51,12 @@ const requests = Number(values.requests);
 const concurrency = Number(values.concurrency);
 const batch = Number(values.batch);
 const rounds = Number(values.rounds);
+for (const [option, value] of Object.entries({ requests, concurrency, batch, rounds })) {
+  if (!Number.isInteger(value) || value < 1) {
+    process.stderr.write(`bench:cpu: --${option} takes a whole number of 1 or more\n`);
+    process.exit(2);
+  }
+}
 
 /** A response that keeps its status and body; the fast path writes it with writeHead and end. */
 class RecordedResponse extends EventEmitter {
