@@ -4,9 +4,9 @@ import type { CategoryRow, Database, ItemColumn, ItemRow, ItemRowPart } from './
 import { findCategoriesByIds } from './repositories/categories.js';
 import {
   type CategoryItemsKey,
+  columnsToRead,
   countItemsByCategories,
   findItemsByCategories,
-  columnsToRead,
   findItemsByIds,
   ITEM_COLUMNS,
   isWholeItemRow,
