@@ -129,47 +129,68 @@ class RequestLoaders implements Loaders {
 }
 
 /**
- * A DataLoader keyed by id that also remembers every value this request already holds (primed
- * from a list, or loaded), so that {@link SyncLoader.get} answers those with the value itself
- * instead of a promise.
+ * How a {@link SyncLoader} whose keys are not plain ids finds the id a key loads, and which loaded
+ * values may answer later loads of that id.
+ */
+export interface SyncLoaderKeys<Key, Value> {
+  /** The id a key loads: held values are found by it. */
+  idOf: (key: Key) => string;
+  /** DataLoader's cache key: loads with equal cache keys share one promise. */
+  cacheKeyOf: (key: Key) => string;
+  /** Whether a loaded value may stand for its id in later loads. @default every value */
+  holds?: (value: Value) => boolean;
+}
+
+/**
+ * A DataLoader that also remembers every value this request already holds, by id (primed from a
+ * list, or loaded), so that {@link SyncLoader.get} answers those with the value itself instead
+ * of a promise.
  *
  * Why: a nested list resolves the same few parents many times (W2 asks `Item.category` for 200
  * items of 20 categories the list already fetched). A DataLoader answers each with a new promise
  * and a microtask, and graphql-jit completes a plain value much more cheaply than a promise.
  * Priming is a `Map.set` too, where DataLoader's `prime` allocates a resolved promise per value.
  * Like DataLoader's cache it lives for one request; `clearAll` forgets both.
+ *
+ * Keys are ids, or (with `keys`) objects naming an id and more (see {@link ItemLoader}).
  */
-export class SyncLoader<Value extends NonNullable<unknown> | null> {
+export class SyncLoader<Value extends NonNullable<unknown> | null, Key = string> {
   /** Values this request holds, by id (`null`: an id known not to exist). */
   readonly #known = new Map<string, Value>();
-  readonly #loader: DataLoader<string, Value>;
+  readonly #loader: DataLoader<Key, Value, string>;
+  readonly #idOf: (key: Key) => string;
 
   /** `batch` follows DataLoader's contract: one result per key, in key order. */
-  constructor(batch: DataLoader.BatchLoadFn<string, Value>) {
+  constructor(batch: DataLoader.BatchLoadFn<Key, Value>, keys?: SyncLoaderKeys<Key, Value>) {
     const known = this.#known;
-    this.#loader = new DataLoader<string, Value>(async (ids) => {
-      const values = await batch(ids);
-      ids.forEach((id, index) => {
-        const value = values[index];
-        if (value !== undefined && !(value instanceof Error)) known.set(id, value);
-      });
-      return values;
-    });
+    const idOf = (this.#idOf = keys?.idOf ?? String);
+    const holds = keys?.holds;
+    this.#loader = new DataLoader<Key, Value, string>(
+      async (batchKeys) => {
+        const values = await batch(batchKeys);
+        batchKeys.forEach((key, index) => {
+          const value = values[index];
+          if (value !== undefined && !(value instanceof Error) && (!holds || holds(value))) known.set(idOf(key), value);
+        });
+        return values;
+      },
+      { cacheKeyFn: keys?.cacheKeyOf ?? idOf },
+    );
   }
 
   /**
-   * The value for this id: the value itself when this request already holds it (no promise, no
+   * The value for this key: the value itself when this request already holds it (no promise, no
    * statement), else a promise batched with the other loads of this tick into one statement.
    */
-  get(id: string): Value | Promise<Value> {
-    const value = this.#known.get(id);
-    return value === undefined ? this.#loader.load(id) : value;
+  get(key: Key): Value | Promise<Value> {
+    const value = this.#known.get(this.#idOf(key));
+    return value === undefined ? this.#loader.load(key) : value;
   }
 
   /** Like {@link SyncLoader.get}, always as a promise. */
-  load(id: string): Promise<Value> {
-    const value = this.#known.get(id);
-    return value === undefined ? this.#loader.load(id) : Promise.resolve(value);
+  load(key: Key): Promise<Value> {
+    const value = this.#known.get(this.#idOf(key));
+    return value === undefined ? this.#loader.load(key) : Promise.resolve(value);
   }
 
   /** Records a value the request fetched some other way; an id it already holds keeps its value. */
@@ -194,33 +215,23 @@ export interface ItemKey {
 
 /**
  * Items by id, reading only the columns each load asks for (a gateway's `_entities` call for 100
- * items' `id number label` reads three columns, not five: 5 % less server CPU on W5), batched
- * like {@link SyncLoader}, whose synchronous answers it keeps for whole rows.
+ * items' `id number label` reads three columns, not five: 5 % less server CPU on W5): a
+ * {@link SyncLoader} keyed by id and columns, typed so that a load without columns gets whole rows.
  *
  * Loads of one tick share ONE statement reading the union of their columns (and `id`). A row
  * stands for the item in later loads only when it is whole: a load never gets a row missing a
  * column it asked for. Loads of the same id and columns share one DataLoader cache entry.
  */
 export class ItemLoader {
-  /** Whole rows this request holds, by id (`null`: an id known not to exist). */
-  readonly #whole = new Map<string, ItemRow | null>();
-  readonly #loader: DataLoader<ItemKey, ItemRowPart | null, string>;
+  readonly #rows: SyncLoader<ItemRowPart | null, ItemKey>;
 
   /** `batch` follows DataLoader's contract: one result per key, in key order. */
   constructor(batch: DataLoader.BatchLoadFn<ItemKey, ItemRowPart | null>) {
-    const whole = this.#whole;
-    this.#loader = new DataLoader<ItemKey, ItemRowPart | null, string>(
-      async (keys) => {
-        const rows = await batch(keys);
-        keys.forEach((key, index) => {
-          const row = rows[index];
-          if (row === null) whole.set(key.id, null);
-          else if (row !== undefined && !(row instanceof Error) && isWholeItemRow(row)) whole.set(key.id, row);
-        });
-        return rows;
-      },
-      { cacheKeyFn: (key) => `${key.id}:${columnsKey(key.columns)}` },
-    );
+    this.#rows = new SyncLoader(batch, {
+      idOf: (key) => key.id,
+      cacheKeyOf: (key) => `${key.id}:${columnsKey(key.columns)}`,
+      holds: (row) => row === null || isWholeItemRow(row),
+    });
   }
 
   /**
@@ -231,28 +242,25 @@ export class ItemLoader {
   get(id: string): ItemRow | null | Promise<ItemRow | null>;
   get(id: string, columns: readonly ItemColumn[]): ItemRowPart | null | Promise<ItemRowPart | null>;
   get(id: string, columns: readonly ItemColumn[] = ITEM_COLUMNS): ItemRowPart | null | Promise<ItemRowPart | null> {
-    const row = this.#whole.get(id);
-    return row === undefined ? this.#loader.load({ id, columns }) : row;
+    return this.#rows.get({ id, columns });
   }
 
   /** Like {@link ItemLoader.get}, always as a promise. */
   load(id: string): Promise<ItemRow | null>;
   load(id: string, columns: readonly ItemColumn[]): Promise<ItemRowPart | null>;
   load(id: string, columns: readonly ItemColumn[] = ITEM_COLUMNS): Promise<ItemRowPart | null> {
-    const row = this.#whole.get(id);
-    return row === undefined ? this.#loader.load({ id, columns }) : Promise.resolve(row);
+    return this.#rows.load({ id, columns });
   }
 
   /** Records a whole row the request fetched some other way; an id it already holds keeps its row. */
   prime(id: string, row: ItemRow): this {
-    if (!this.#whole.has(id)) this.#whole.set(id, row);
+    this.#rows.prime(id, row);
     return this;
   }
 
   /** Forgets every row, loaded or primed (after a write that may have changed them). */
   clearAll(): this {
-    this.#whole.clear();
-    this.#loader.clearAll();
+    this.#rows.clearAll();
     return this;
   }
 }

@@ -14,13 +14,7 @@ export interface CategoryPage {
 
 /** Categories of one page, ordered by id. */
 export async function listCategories(db: Kysely<Database>, page: CategoryPage): Promise<CategoryRow[]> {
-  const { afterId, first } = page;
-  const values = afterId !== undefined ? [afterId, first] : [first];
-  return queryCompiledOnce(db, `listCategories:${afterId !== undefined}`, values, () => {
-    let query = db.selectFrom('categories').select(CATEGORY_COLUMNS);
-    if (afterId !== undefined) query = query.where('id', '>', afterId);
-    return query.orderBy('id').limit(first).compile();
-  });
+  return pageOfCategories(db, page, false);
 }
 
 /** A category row with the number of its items. */
@@ -35,16 +29,26 @@ export async function listCategoriesWithItemCounts(
   db: Kysely<Database>,
   page: CategoryPage,
 ): Promise<CategoryRowWithItemCount[]> {
+  // The counted statement selects `item_count` (`$if` types it as optional).
+  return (await pageOfCategories(db, page, true)) as CategoryRowWithItemCount[];
+}
+
+/** One page of categories, with their item counts when `counted`. */
+function pageOfCategories(db: Kysely<Database>, page: CategoryPage, counted: boolean) {
   const { afterId, first } = page;
   const values = afterId !== undefined ? [afterId, first] : [first];
-  return queryCompiledOnce(db, `listCategoriesWithItemCounts:${afterId !== undefined}`, values, () => {
-    let query = db
+  return queryCompiledOnce(db, `pageOfCategories:${counted}:${afterId !== undefined}`, values, () =>
+    db
       .selectFrom('categories')
       .select(CATEGORY_COLUMNS)
-      .select(sql<number>`(select count(*)::int from items where items.category_id = categories.id)`.as('item_count'));
-    if (afterId !== undefined) query = query.where('id', '>', afterId);
-    return query.orderBy('id').limit(first).compile();
-  });
+      .$if(counted, (query) =>
+        query.select(sql<number>`(select count(*)::int from items where items.category_id = categories.id)`.as('item_count')),
+      )
+      .$if(afterId !== undefined, (query) => query.where('id', '>', afterId ?? ''))
+      .orderBy('id')
+      .limit(first)
+      .compile(),
+  );
 }
 
 /** The categories with these ids, in no particular order; unknown ids are simply absent. */

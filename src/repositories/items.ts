@@ -80,7 +80,6 @@ export async function listItems(
   columns: readonly ItemColumn[] = ITEM_COLUMNS,
 ): Promise<ItemRowPart[]> {
   const { afterId, minNumber, maxNumber, first } = page;
-  if (columns.length === 0) columns = ['id'];
   const shape = `listItems:${columns.join()}:${afterId !== undefined}:${minNumber !== undefined}:${maxNumber !== undefined}`;
   const values = [
     ...(afterId !== undefined ? [afterId] : []),
@@ -97,13 +96,15 @@ export async function listItems(
   });
 }
 
-/** The items with these ids (these columns of them), in no particular order; unknown ids are absent. */
+/**
+ * The items with these ids (these columns of them, at least one), in no particular order;
+ * unknown ids are absent.
+ */
 export async function findItemsByIds(
   db: Kysely<Database>,
   ids: readonly string[],
   columns: readonly ItemColumn[] = ITEM_COLUMNS,
 ): Promise<ItemRowPart[]> {
-  if (columns.length === 0) columns = ['id'];
   const values = [...ids];
   return queryCompiledOnce(db, `findItemsByIds:${columns.join()}`, [values], () =>
     db.selectFrom('items').select(columns).where('id', '=', sql<string>`any(${values}::bigint[])`).compile(),
