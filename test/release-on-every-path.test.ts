@@ -81,6 +81,33 @@ describe('the connection goes back to the pool on every path (I2)', () => {
     expect(t.server.released.at(-1)?.connectionsTaken).toBe(1);
   });
 
+  it('when a client disconnects before its first statement: no connection is taken at all', async () => {
+    // Through the fast path (a JSON POST) and through graphql-yoga's own handler (a GET).
+    const requests = [
+      (signal: AbortSignal) => t.server.graphql('{ waitThenSelect(seconds: 0.4) }', undefined, { signal }),
+      (signal: AbortSignal) =>
+        fetch(`${t.server.url}?query=${encodeURIComponent('{ waitThenSelect(seconds: 0.4) }')}`, {
+          headers: { accept: 'application/json', 'x-graphql-yoga-csrf': '1' },
+          signal,
+        }),
+    ];
+    for (const send of requests) {
+      const released = t.server.released.length;
+      const acquired = t.server.acquired.length;
+      const controller = new AbortController();
+      const request = send(controller.signal);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      controller.abort();
+      await expect(request).rejects.toThrow();
+      // Released when the client left, so the statement after the wait is refused: had the
+      // scope stayed open until the resolver finished, it would have taken a connection.
+      expect(await eventually(() => t.server.released.length > released, 5_000)).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(t.server.released.slice(released)).toEqual([expect.objectContaining({ connectionsTaken: 0, statements: 0 })]);
+      expect(t.server.acquired.length).toBe(acquired);
+    }
+  });
+
   it('after a client disconnects in the middle of a transaction', async () => {
     const released = t.server.released.length;
     const controller = new AbortController();

@@ -93,6 +93,44 @@ describe('one log line per request, with a request id', () => {
     ]);
   });
 
+  it('logs a request whose client went away once, marked aborted', async () => {
+    // Through the fast path (a JSON POST) and through graphql-yoga's own handler (a GET).
+    const query = 'query Abandoned { waitThenSelect(seconds: 0.3) }';
+    const requests = [
+      (signal: AbortSignal) =>
+        t.server.graphql(query, undefined, {
+          headers: { 'content-type': 'application/json', accept: 'application/json', 'x-request-id': 'left-post' },
+          signal,
+        }),
+      (signal: AbortSignal) =>
+        fetch(`${t.server.url}?query=${encodeURIComponent(query)}`, {
+          headers: { accept: 'application/json', 'x-graphql-yoga-csrf': '1', 'x-request-id': 'left-get' },
+          signal,
+        }),
+    ];
+    for (const [index, send] of requests.entries()) {
+      lines.length = 0;
+      const controller = new AbortController();
+      const request = send(controller.signal);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      controller.abort();
+      await expect(request).rejects.toThrow();
+      // The resolver goes on for 0.2 s after the abort; its end must not write a second line.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(lines.filter((line) => line.level === 30)).toEqual([
+        expect.objectContaining({
+          msg: 'request aborted',
+          requestId: index === 0 ? 'left-post' : 'left-get',
+          method: index === 0 ? 'POST' : 'GET',
+          operationName: 'Abandoned',
+          aborted: true,
+          connection: 'none',
+          statements: 0,
+        }),
+      ]);
+    }
+  });
+
   it('probes (/health, /ready, /metrics) get an id but no info line', async () => {
     for (const path of ['/health', '/ready', '/metrics']) {
       const response = await fetch(new URL(path, t.server.url), { headers: { 'x-request-id': `probe-${path.slice(1)}` } });

@@ -15,6 +15,13 @@ export interface FastPathHooks {
    */
   requestStarted?(request: Request, arrivedAt: number): void;
   /**
+   * The client closed the connection before the response was sent. graphql-yoga's plugins hear
+   * of it from an `abort` listener on `request.signal`; the fast path calls this instead, so that
+   * a request costs no `AbortSignal` listener (and no `AbortSignal` at all unless something reads
+   * `request.signal`). `responseReady` is still called afterwards.
+   */
+  requestAborted?(request: Request): void;
+  /**
    * The operation's result, before it is serialised (`onResultProcess`). Returns the result to
    * send: the same one, or one that replaces it.
    */

@@ -3,6 +3,7 @@ import { isAsyncIterable, type Plugin, type YogaInitialContext } from 'graphql-y
 import { performance } from 'node:perf_hooks';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { FastPathHooks } from './fast-path-hooks.js';
+import { RequestSlot } from './request-slot.js';
 
 /** Options of {@link useMetrics}. */
 export interface UseMetricsOptions {
@@ -93,12 +94,12 @@ export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContex
     registers,
   });
   /** The labels of each GraphQL context whose document parsed. */
-  const contextLabels = new WeakMap<object, OperationLabels>();
+  const contextLabels = new RequestSlot<OperationLabels>('operation labels');
   /** When each request arrived, and the labels of its (last) operation that parsed. */
-  const started = new WeakMap<Request, number>();
-  const requestLabels = new WeakMap<Request, OperationLabels>();
-  /** Requests whose errors were counted per operation, in `onExecutionResult`. */
-  const counted = new WeakSet<Request>();
+  const started = new RequestSlot<number>('request arrived at');
+  const requestLabels = new RequestSlot<OperationLabels>('request operation labels');
+  /** Set on requests whose errors were counted per operation, in `onExecutionResult`. */
+  const counted = new RequestSlot<true>('request errors counted');
 
   function count(result: ExecutionResult | undefined, name: string): void {
     for (const error of result?.errors ?? []) {
@@ -109,7 +110,7 @@ export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContex
 
   function countRefusal(request: Request, result: ExecutionResult | ExecutionResult[]): void {
     // Refused before any operation ran (CSRF, body size, persisted documents, batch size).
-    if (counted.has(request)) return;
+    if (counted.get(request)) return;
     for (const single of Array.isArray(result) ? result : [result]) count(single, ANONYMOUS);
   }
 
@@ -160,7 +161,7 @@ export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContex
     },
     onExecutionResult({ request, result, context }) {
       // Per operation (a batch has several), after masking: the codes clients see.
-      counted.add(request);
+      counted.set(request, true);
       if (!isAsyncIterable(result)) count(result, contextLabels.get(context)?.operationName ?? ANONYMOUS);
     },
     onResultProcess({ request, result }) {

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { RequestScopeStats } from '../db/request-scope.js';
 import { PoolgraphError } from '../errors.js';
 import type { FastPathHooks } from './fast-path-hooks.js';
+import { RequestSlot } from './request-slot.js';
 
 /** The header a request id is read from and echoed in. */
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -71,7 +72,7 @@ interface Entry {
  */
 export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
   const { logger } = options;
-  const entries = new WeakMap<Request, Entry>();
+  const entries = new RequestSlot<Entry>('request log entry');
 
   function write(entry: Entry): void {
     if (entry.written || !entry.finished || (entry.scopeExpected && !entry.stats)) return;
@@ -132,17 +133,16 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
       written: false,
     };
     entries.set(request, created);
-    request.signal?.addEventListener(
-      'abort',
-      () => {
-        if (created.finished) return;
-        created.aborted = true;
-        created.finished = true;
-        write(created);
-      },
-      { once: true },
-    );
     return created;
+  }
+
+  /** The client went away before its response was sent: the line is written now, marked so. */
+  function recordAbort(request: Request): void {
+    const entry = entries.get(request);
+    if (!entry || entry.finished) return;
+    entry.aborted = true;
+    entry.finished = true;
+    write(entry);
   }
 
   function recordResult(request: Request, result: ExecutionResult | ExecutionResult[]): void {
@@ -163,6 +163,7 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
   return {
     onRequest({ request, url }) {
       entryOf(request, url.pathname);
+      request.signal?.addEventListener('abort', () => recordAbort(request), { once: true });
     },
     onParse({ context }) {
       return ({ result }) => {
@@ -193,6 +194,7 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
       requestStarted(request, arrivedAt) {
         entryOf(request, options.graphqlEndpoint, arrivedAt);
       },
+      requestAborted: recordAbort,
       resultReady(request, result) {
         recordResult(request, result);
         return result;

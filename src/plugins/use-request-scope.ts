@@ -7,6 +7,7 @@ import { type ConnectionSource, RequestScope, type RequestScopeOptions, type Req
 import { createLoaders, type LoaderBatchObserver } from '../loaders.js';
 import { runsAtMostOneStatement } from '../statement-plan.js';
 import type { FastPathHooks } from './fast-path-hooks.js';
+import { RequestSlot } from './request-slot.js';
 
 /** Options of {@link useRequestScope}. */
 export interface UseRequestScopeOptions {
@@ -41,13 +42,16 @@ export interface UseRequestScopeOptions {
  * (after parsing and validation, so a rejected document never takes a connection) and released:
  * - when the response is ready (`onResponse`), before it is sent, so a client that has its answer
  *   can count on the connection being back in the pool;
- * - when the request is aborted (the client disconnected), since no response hook runs then.
+ * - when the request is aborted (the client disconnected), since no response hook runs then; a
+ *   scope made after that (a context built while the client was leaving) is released at once.
  * Release waits for statements still in flight, so both paths are safe while resolvers still run.
  */
 export function useRequestScope(options: UseRequestScopeOptions): Plugin<RequestContext> & { fastPath: FastPathHooks } {
-  const scopes = new WeakMap<Request, { scope: RequestScope; context: RequestContext }>();
-  /** Requests that carry a batch (a JSON array) of operations. */
-  const batches = new WeakSet<Request>();
+  const scopes = new RequestSlot<{ scope: RequestScope; context: RequestContext }>('request scope');
+  /** Set on requests that carry a batch (a JSON array) of operations. */
+  const batches = new RequestSlot<true>('request carries a batch');
+  /** Set on requests whose client went away before the response was sent. */
+  const abandoned = new RequestSlot<true>('request abandoned');
 
   /** Releases a scope; a failure is logged, never thrown into a response or left unhandled. */
   async function release(scope: RequestScope): Promise<void> {
@@ -70,7 +74,8 @@ export function useRequestScope(options: UseRequestScopeOptions): Plugin<Request
       });
       entry = { scope, context: { db: scope.db, loaders: createLoaders(scope.db, options.onLoaderBatch) } };
       scopes.set(request, entry);
-      request.signal?.addEventListener('abort', () => void release(scope), { once: true });
+      // A context built after the client went away: its statements are refused from the start.
+      if (abandoned.get(request)) void release(scope);
     }
     return entry;
   }
@@ -95,7 +100,16 @@ export function useRequestScope(options: UseRequestScopeOptions): Plugin<Request
     if (entry) await release(entry.scope);
   }
 
+  /** The client went away: no response will be sent, so the connection goes back now. */
+  function abandon(request: Request): void {
+    abandoned.set(request, true);
+    void releaseScopeOf(request);
+  }
+
   return {
+    onRequest({ request }) {
+      request.signal?.addEventListener('abort', () => abandon(request), { once: true });
+    },
     onContextBuilding({ context, extendContext }) {
       extendContext(scopeOf(context.request).context);
     },
@@ -105,7 +119,7 @@ export function useRequestScope(options: UseRequestScopeOptions): Plugin<Request
       const parse = requestParser;
       setRequestParser(async (req) => {
         const params = await parse(req);
-        if (Array.isArray(params)) batches.add(request);
+        if (Array.isArray(params)) batches.set(request, true);
         return params;
       });
     },
@@ -113,12 +127,12 @@ export function useRequestScope(options: UseRequestScopeOptions): Plugin<Request
       const { request } = args.contextValue;
       const scope = scopes.get(request)?.scope;
       const operation = getOperationAST(args.document, args.operationName);
-      scope?.planStatements(!batches.has(request) && runsAtMostOneStatement(args.schema, args.document, args.operationName));
+      scope?.planStatements(!batches.get(request) && runsAtMostOneStatement(args.schema, args.document, args.operationName));
       // A mutation may write outside a transaction: never retry its statements on a new connection.
       if (operation?.operation !== 'query') scope?.markWrites();
       // A lone query only reads and may run on a replica; the operations of a batch share one
       // connection, so a batch runs on the primary whatever its operations are.
-      else if (!batches.has(request)) scope?.markReadOnly();
+      else if (!batches.get(request)) scope?.markReadOnly();
     },
     async onResultProcess({ request, result, setResult }) {
       if (isAsyncIterable(result)) return;
@@ -133,6 +147,7 @@ export function useRequestScope(options: UseRequestScopeOptions): Plugin<Request
         const failure = await finish(request);
         return failure ? { errors: [failure] } : result;
       },
+      requestAborted: abandon,
       responseReady: releaseScopeOf,
     },
   };

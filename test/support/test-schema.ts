@@ -18,6 +18,7 @@ export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
       idleInTransaction(seconds: Float!): Boolean
       writeThenWaitBeforeCommit(name: String!, seconds: Float!): Boolean
       writeInTransaction(name: String!, thenFail: Boolean = false): Boolean
+      waitThenSelect(seconds: Float!): Boolean
     }
   `,
   resolvers: {
@@ -72,6 +73,13 @@ export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
           await sql`insert into categories (name) values (${args.name})`.execute(trx);
           await new Promise((resolve) => setTimeout(resolve, args.seconds * 1000));
         });
+        return true;
+      },
+      // Waits in JavaScript before its one statement: a client that leaves meanwhile never makes
+      // it take a connection.
+      waitThenSelect: async (_parent, args: { seconds: number }, { db }) => {
+        await new Promise((resolve) => setTimeout(resolve, args.seconds * 1000));
+        await sql`select 1`.execute(db);
         return true;
       },
       failingAfterSql: async (_parent, _args, { db }) => {
