@@ -5,7 +5,7 @@ import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/res
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
-import { createYoga, useExecutionCancellation, type YogaServerInstance } from 'graphql-yoga';
+import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import { parse } from 'graphql';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -248,9 +248,8 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
       requestScope,
       usePartialDataStatus(),
       useRequestErrorCode(),
-      // Stop resolving fields of an operation whose client went away (graphql-jit, below, runs
-      // without this check: a released scope still refuses the statements of an aborted request).
-      useExecutionCancellation(),
+      // graphql-jit where it is correct; graphql-js's executor elsewhere, which stops resolving
+      // fields of an operation whose client went away (graphql-yoga's useExecutionCancellation).
       useCompiledExecution(),
     ],
   });

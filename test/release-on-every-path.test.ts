@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startTestServer, type TestServer, useTestEnvironment } from './support/server.js';
+import { markedLabels } from './support/test-schema.js';
 import { W1 } from './support/workloads.js';
 
 const t = useTestEnvironment({ size: 2, maxOverflow: 2, statementTimeoutMs: 300 });
@@ -106,6 +107,32 @@ describe('the connection goes back to the pool on every path (I2)', () => {
       expect(t.server.released.slice(released)).toEqual([expect.objectContaining({ connectionsTaken: 0, statements: 0 })]);
       expect(t.server.acquired.length).toBe(acquired);
     }
+  });
+
+  it('an operation graphql-js runs stops at its client\'s disconnect: later mutation fields never run', async () => {
+    // Two operations in one document: graphql-js's executor runs it (graphql-jit would run the
+    // first one compiled whatever the name), and it is the executor that stops at the abort.
+    const label = `after-abort-${Date.now()}`;
+    const document = `mutation Go { pause(seconds: 0.3) mark(label: "${label}") } query Other { __typename }`;
+    const send = (query: string, signal?: AbortSignal) =>
+      fetch(t.server.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({ query, operationName: 'Go' }),
+        ...(signal ? { signal } : {}),
+      });
+    const controller = new AbortController();
+    const request = send(document, controller.signal);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    controller.abort();
+    await expect(request).rejects.toThrow();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(markedLabels).not.toContain(label);
+
+    // The same document, not aborted, runs both fields: the mark above was skipped, not broken.
+    const response = await send(document.replace(label, `${label}-kept`));
+    expect(await response.json()).toEqual({ data: { pause: true, mark: true } });
+    expect(markedLabels).toContain(`${label}-kept`);
   });
 
   it('after a client disconnects in the middle of a transaction', async () => {

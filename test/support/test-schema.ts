@@ -1,10 +1,14 @@
 import { sql } from 'kysely';
 import type { CreateServerOptions } from '../../src/app.js';
 
+/** The labels the test-only `mark` mutation was called with, in call order. */
+export const markedLabels: string[] = [];
+
 /**
  * Fields only the tests add (through `createServer`'s `extend` option, the way an embedding
  * program would), to reach paths the public schema cannot: which backend served a request, a
- * statement that runs long, a SQL error nobody maps, and a resolver that throws after SQL ran.
+ * statement that runs long, a SQL error nobody maps, a resolver that throws after SQL ran, and
+ * mutations that wait or only record that they ran.
  */
 export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
   typeDefs: /* GraphQL */ `
@@ -19,6 +23,13 @@ export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
       writeThenWaitBeforeCommit(name: String!, seconds: Float!): Boolean
       writeInTransaction(name: String!, thenFail: Boolean = false): Boolean
       waitThenSelect(seconds: Float!): Boolean
+    }
+
+    extend type Mutation {
+      "Waits in JavaScript, touching nothing."
+      pause(seconds: Float!): Boolean
+      "Adds label to markedLabels (no database): shows whether a resolver ran."
+      mark(label: String!): Boolean
     }
   `,
   resolvers: {
@@ -85,6 +96,16 @@ export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
       failingAfterSql: async (_parent, _args, { db }) => {
         await sql`select 1`.execute(db);
         throw new Error('internal detail that must not reach clients');
+      },
+    },
+    Mutation: {
+      pause: async (_parent, args: { seconds: number }) => {
+        await new Promise((resolve) => setTimeout(resolve, args.seconds * 1000));
+        return true;
+      },
+      mark: (_parent, args: { label: string }) => {
+        markedLabels.push(args.label);
+        return true;
       },
     },
   },
