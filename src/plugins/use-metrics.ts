@@ -1,4 +1,4 @@
-import { type DocumentNode, type ExecutionResult, getOperationAST } from 'graphql';
+import { type ExecutionResult, getOperationAST } from 'graphql';
 import { isAsyncIterable, type Plugin, type YogaInitialContext } from 'graphql-yoga';
 import { performance } from 'node:perf_hooks';
 import { Counter, Histogram, type Registry } from 'prom-client';
@@ -95,6 +95,8 @@ export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContex
   });
   /** The labels of each GraphQL context whose document parsed. */
   const contextLabels = new RequestSlot<OperationLabels>('operation labels');
+  /** When each GraphQL context's operation began to execute. */
+  const executionStarted = new RequestSlot<number>('execution started at');
   /** When each request arrived, and the labels of its (last) operation that parsed. */
   const started = new RequestSlot<number>('request arrived at');
   const requestLabels = new RequestSlot<OperationLabels>('request operation labels');
@@ -135,34 +137,30 @@ export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContex
       started.set(request, performance.now());
       return undefined;
     },
-    onParse({ context }) {
-      return ({ result }) => {
-        if (!isDocument(result)) return;
-        const operation = getOperationAST(result, context.params?.operationName);
-        const labels = {
-          operationName: operationName(operation?.name?.value),
-          operationType: operation?.operation ?? 'unknown',
-        };
-        contextLabels.set(context, labels);
-        requestLabels.set(context.request, labels);
+    // Every document that parsed is validated (a cache hit or not): its labels are taken here,
+    // which costs envelop no per-request callback as an `onParse` that returns one does.
+    onValidate({ context, params }) {
+      const operation = getOperationAST(params.documentAST, context.params?.operationName);
+      const labels = {
+        operationName: operationName(operation?.name?.value),
+        operationType: operation?.operation ?? 'unknown',
       };
+      contextLabels.set(context, labels);
+      requestLabels.set(context.request, labels);
     },
     onExecute({ args }) {
-      const labels = contextLabels.get(args.contextValue);
-      if (!labels) return undefined;
-      const start = performance.now();
-      return {
-        onExecuteDone({ result }) {
-          if (isAsyncIterable(result)) return;
-          executionDuration.observe(labels, (performance.now() - start) / 1000);
-          requests.inc(labels);
-        },
-      };
+      if (contextLabels.get(args.contextValue)) executionStarted.set(args.contextValue, performance.now());
     },
     onExecutionResult({ request, result, context }) {
+      const labels = contextLabels.get(context);
+      const start = executionStarted.get(context);
+      if (labels && start !== undefined && !isAsyncIterable(result)) {
+        executionDuration.observe(labels, (performance.now() - start) / 1000);
+        requests.inc(labels);
+      }
       // Per operation (a batch has several), after masking: the codes clients see.
       counted.set(request, true);
-      if (!isAsyncIterable(result)) count(result, contextLabels.get(context)?.operationName ?? ANONYMOUS);
+      if (!isAsyncIterable(result)) count(result, labels?.operationName ?? ANONYMOUS);
     },
     onResultProcess({ request, result }) {
       if (!isAsyncIterable(result)) countRefusal(request, result);
@@ -183,8 +181,4 @@ export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContex
       },
     },
   };
-}
-
-function isDocument(result: unknown): result is DocumentNode {
-  return typeof result === 'object' && result !== null && (result as { kind?: unknown }).kind === 'Document';
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { type DocumentNode, type ExecutionResult, getOperationAST, GraphQLError } from 'graphql';
+import { type ExecutionResult, getOperationAST, GraphQLError } from 'graphql';
 import { isAsyncIterable, maskError, type Plugin, type YogaInitialContext } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import type { RequestScopeStats } from '../db/request-scope.js';
@@ -165,14 +165,11 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
       entryOf(request, url.pathname);
       request.signal?.addEventListener('abort', () => recordAbort(request), { once: true });
     },
-    onParse({ context }) {
-      return ({ result }) => {
-        const entry = entries.get(context.request);
-        if (entry && isDocument(result)) {
-          const name = getOperationAST(result, context.params?.operationName)?.name?.value;
-          entry.operationNames.push(name ?? 'Anonymous');
-        }
-      };
+    // Every document that parsed is validated (a cache hit or not); an `onValidate` that returns
+    // nothing costs envelop less per request than an `onParse` that returns a callback.
+    onValidate({ context, params }) {
+      const entry = entries.get(context.request);
+      if (entry) entry.operationNames.push(getOperationAST(params.documentAST, context.params?.operationName)?.name?.value ?? 'Anonymous');
     },
     onContextBuilding({ context }) {
       const entry = entries.get(context.request);
@@ -223,10 +220,6 @@ export function maskErrorKeepingCause(error: unknown, message: string, isDev?: b
 function causeOf(error: GraphQLError): unknown {
   const cause: unknown = Object.getOwnPropertyDescriptor(error, 'cause')?.value;
   return cause instanceof GraphQLError ? (cause.originalError ?? cause) : cause;
-}
-
-function isDocument(result: unknown): result is DocumentNode {
-  return typeof result === 'object' && result !== null && (result as { kind?: unknown }).kind === 'Document';
 }
 
 function round(ms: number): number {
