@@ -38,6 +38,11 @@ export interface FastPathListener {
 /** What a client gets when the fast path itself fails, as graphql-yoga masks an unexpected error. */
 const UNEXPECTED_ERROR_BODY = '{"errors":[{"message":"Unexpected error.","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}';
 
+/** A result as @envelop/graphql-jit returns it: with the serialiser graphql-yoga then uses. */
+interface StringifiableResult extends ExecutionResult {
+  stringify?: (result: ExecutionResult) => string;
+}
+
 /** The two media types of graphql-yoga's regular (non-streaming) result processor. */
 type RegularMediaType = 'application/json' | 'application/graphql-response+json';
 
@@ -136,24 +141,27 @@ export function createFastPath(options: FastPathOptions): FastPathListener {
     try {
       let result = await resultFor(params, request, { req, res });
       for (const hook of hooks) if (hook.resultReady) result = await hook.resultReady(request, result);
-      const response = processRegularResult(result, yoga.fetchAPI, mediaType);
-      body = await response.text();
-      status = response.status;
-      response.headers.forEach((value, name) => {
-        headers[name.toLowerCase()] = value;
-      });
+      if (result.errors === undefined && result.extensions === undefined) {
+        // What processRegularResult answers for a result without errors or extensions (neither
+        // can set a status or a header), without the fetch Response it builds to say it.
+        status = 200;
+        headers['content-type'] = `${mediaType}; charset=utf-8`;
+        body = ((result as StringifiableResult).stringify ?? JSON.stringify)(result);
+      } else {
+        const response = processRegularResult(result, yoga.fetchAPI, mediaType);
+        body = await response.text();
+        status = response.status;
+        for (const [name, value] of response.headers) headers[name.toLowerCase()] = value;
+      }
     } catch (error) {
       logger.error({ err: error }, 'the fast path failed to answer a request');
       status = 500;
       headers = { 'content-type': `${mediaType}; charset=utf-8` };
       body = UNEXPECTED_ERROR_BODY;
     } finally {
-      const setHeader = (name: string, value: string) => {
-        headers[name.toLowerCase()] = value;
-      };
       for (const hook of hooks) {
         try {
-          await hook.responseReady?.(request, status, setHeader);
+          await hook.responseReady?.(request, status, headers);
         } catch (error) {
           logger.error({ err: error }, 'a response hook of the fast path failed');
         }

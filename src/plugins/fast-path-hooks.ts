@@ -27,8 +27,8 @@ export interface FastPathHooks {
    */
   resultReady?(request: Request, result: ExecutionResult): ExecutionResult | Promise<ExecutionResult>;
   /**
-   * The response's status is known and it is about to be sent (`onResponse`); `setHeader` adds
-   * a header to it.
+   * The response's status is known and it is about to be sent (`onResponse`); a hook adds a
+   * header to it by setting `headers[name]`, the name in lower case.
    */
-  responseReady?(request: Request, status: number, setHeader: (name: string, value: string) => void): void | Promise<void>;
+  responseReady?(request: Request, status: number, headers: Record<string, string>): void | Promise<void>;
 }

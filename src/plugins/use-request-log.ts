@@ -196,8 +196,8 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
         recordResult(request, result);
         return result;
       },
-      responseReady(request, status, setHeader) {
-        setHeader(REQUEST_ID_HEADER, recordResponse(request, status));
+      responseReady(request, status, headers) {
+        headers[REQUEST_ID_HEADER] = recordResponse(request, status);
       },
     },
   };

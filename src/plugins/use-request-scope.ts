@@ -62,15 +62,21 @@ export function useRequestScope(options: UseRequestScopeOptions): Plugin<Request
     }
   }
 
+  // The same for every request; made once.
+  const scopeOptions = {
+    poolTimeoutMs: options.poolTimeoutMs,
+    ...(options.pooler ? { pooler: options.pooler } : {}),
+    preparedStatements: options.preparedStatements ?? false,
+    onObserverError: (error: unknown) => options.logger.error({ err: error }, 'onScopeReleased threw'),
+  };
+
   function scopeOf(request: Request) {
     let entry = scopes.get(request);
     if (!entry) {
+      const { onScopeReleased } = options;
       const scope = new RequestScope(options.connections, {
-        poolTimeoutMs: options.poolTimeoutMs,
-        ...(options.pooler ? { pooler: options.pooler } : {}),
-        preparedStatements: options.preparedStatements ?? false,
-        onRelease: (stats) => options.onScopeReleased?.(stats, request),
-        onObserverError: (error) => options.logger.error({ err: error }, 'onScopeReleased threw'),
+        ...scopeOptions,
+        ...(onScopeReleased ? { onRelease: (stats: RequestScopeStats) => onScopeReleased(stats, request) } : {}),
       });
       entry = { scope, context: { db: scope.db, loaders: createLoaders(scope.db, options.onLoaderBatch) } };
       scopes.set(request, entry);
