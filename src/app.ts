@@ -28,6 +28,7 @@ import { useReadiness } from './plugins/use-readiness.js';
 import { useRequestErrorCode } from './plugins/use-request-error-code.js';
 import { maskErrorKeepingCause, useRequestLog } from './plugins/use-request-log.js';
 import { useRequestScope } from './plugins/use-request-scope.js';
+import { useValidationCache } from './plugins/use-validation-cache.js';
 import { DEFAULT_READINESS, Readiness, type ReadinessOptions } from './readiness.js';
 import { resolvers } from './resolvers/index.js';
 
@@ -227,6 +228,8 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     batching: options.batchLimit ? { limit: options.batchLimit } : false,
     // Enforced by useBodyLimit instead (same checks and error, without a stream per request).
     maxRequestBodySize: false,
+    // Parsed documents stay cached by graphql-yoga; validation results by useValidationCache.
+    parserAndValidationCache: { validationCache: false },
     graphiql: { title: 'poolgraph', defaultQuery: GRAPHIQL_DEFAULT_QUERY },
     // GraphiQL's page and assets from npm (inlined), not from a CDN: it works offline.
     renderGraphiQL,
@@ -244,6 +247,7 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
       useCSRFPrevention({ requestHeaders: CSRF_HEADERS }),
       useBodyLimit(limits.maxBodyBytes),
       useLimits(limits),
+      useValidationCache(),
       ...(options.persistedDocuments ? [usePersistedDocuments(options.persistedDocuments)] : []),
       requestScope,
       usePartialDataStatus(),
