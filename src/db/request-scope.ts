@@ -377,7 +377,7 @@ export class RequestScope {
     const name = this.#options.preparedStatements ? preparedName(sql) : undefined;
     if (name === undefined) return client.query(sql, [...parameters]);
     try {
-      return await client.query({ name, text: sql, values: [...parameters] });
+      return await queryNamed(client, name, sql, [...parameters]);
     } catch (error) {
       if (!isStalePreparedStatement(error)) throw error;
       this.#stalePreparedStatement ??= error;
@@ -582,6 +582,24 @@ function isConnectionFailure(error: unknown): boolean {
 
 function toError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));
+}
+
+/**
+ * Runs `sql` as the named prepared statement `name`. Given a config object (`{ name, text,
+ * values }`), pg copies it property by property (`cloneQueryConfig`: 1.8 µs a statement in a
+ * micro-benchmark, 3 % of `{ items { number } }`'s server time in a CPU profile); its `Query` made
+ * from the text and values costs 0.1 µs, and the name is then set as its constructor would have
+ * set it from a config.
+ */
+function queryNamed(client: pg.PoolClient, name: string, sql: string, values: unknown[]): Promise<pg.QueryResult> {
+  return new Promise((resolve, reject) => {
+    const query = new pg.Query(sql, values, (error, result) => {
+      if (error) reject(error);
+      else resolve(result as unknown as pg.QueryResult);
+    });
+    (query as { name?: string }).name = name;
+    (client.query as unknown as (query: object) => unknown)(query);
+  });
 }
 
 /** pg's connection, as far as {@link queryWithPrefix} writes protocol messages to it. */
