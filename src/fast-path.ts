@@ -134,7 +134,7 @@ export function createFastPath(options: FastPathOptions): FastPathListener {
       }
     };
     res.once('close', onClose);
-    for (const hook of hooks) hook.requestStarted?.(request, arrivedAt);
+    for (const hook of hooks) hook.requestStarted?.(request, arrivedAt, req.headers);
     let status = 500;
     let headers: Record<string, string> = {};
     let body = UNEXPECTED_ERROR_BODY;
@@ -167,9 +167,12 @@ export function createFastPath(options: FastPathOptions): FastPathListener {
         }
       }
     }
-    // graphql-yoga's default CORS policy (no `cors` option): any origin, with credentials.
-    for (const [name, value] of Object.entries(getCORSHeadersByRequestAndOptions(request, {}) ?? {})) {
-      headers[name.toLowerCase()] = value;
+    // graphql-yoga's default CORS policy (no `cors` option): any origin, with credentials. It
+    // answers a request without an Origin header (not a browser's cross-origin one) with none.
+    if (req.headers.origin !== undefined) {
+      for (const [name, value] of Object.entries(getCORSHeadersByRequestAndOptions(request, {}) ?? {})) {
+        headers[name.toLowerCase()] = value;
+      }
     }
     headers['content-length'] = String(Buffer.byteLength(body));
     res.removeListener('close', onClose);

@@ -117,11 +117,11 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
   }
 
   /** The request's entry, created at its first hook (yoga's `/health` answers before ours run). */
-  function entryOf(request: Request, path?: string, arrivedAt?: number): Entry {
+  function entryOf(request: Request, path?: string, arrivedAt?: number, sentId?: string | null): Entry {
     let entry = entries.get(request);
     if (entry) return entry;
     const created: Entry = {
-      id: requestIdFrom(request.headers.get(REQUEST_ID_HEADER)),
+      id: requestIdFrom(sentId === undefined ? request.headers.get(REQUEST_ID_HEADER) : sentId),
       started: arrivedAt ?? performance.now(),
       method: request.method,
       path: path ?? new URL(request.url, 'http://localhost').pathname,
@@ -188,8 +188,10 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
       write(entry);
     },
     fastPath: {
-      requestStarted(request, arrivedAt) {
-        entryOf(request, options.graphqlEndpoint, arrivedAt);
+      requestStarted(request, arrivedAt, headers) {
+        // Node joins a repeated header with ", ", as fetch's Headers does (the id is then refused).
+        const sent = headers[REQUEST_ID_HEADER];
+        entryOf(request, options.graphqlEndpoint, arrivedAt, Array.isArray(sent) ? sent.join(', ') : (sent ?? null));
       },
       requestAborted: recordAbort,
       resultReady(request, result) {
