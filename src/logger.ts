@@ -40,6 +40,8 @@ export function toYogaLogger(logger: Logger): YogaLogger {
   const forward =
     (level: 'debug' | 'info' | 'warn') =>
     (...args: unknown[]): void => {
+      // graphql-yoga logs at debug twice for every operation: build no message nobody will read.
+      if (!logger.isLevelEnabled(level)) return;
       const err = args.find((arg) => arg instanceof Error);
       const message = args
         .filter((arg) => arg !== err)

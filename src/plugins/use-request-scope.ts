@@ -133,7 +133,10 @@ export function useRequestScope(options: UseRequestScopeOptions): Plugin<Request
       const { request } = args.contextValue;
       const scope = scopes.get(request)?.scope;
       const operation = getOperationAST(args.document, args.operationName);
-      scope?.planStatements(!batches.get(request) && runsAtMostOneStatement(args.schema, args.document, args.operationName));
+      // Only a transaction pooler's scope plans (see RequestScope.planStatements): skip the walk.
+      if (options.pooler) {
+        scope?.planStatements(!batches.get(request) && runsAtMostOneStatement(args.schema, args.document, args.operationName));
+      }
       // A mutation may write outside a transaction: never retry its statements on a new connection.
       if (operation?.operation !== 'query') scope?.markWrites();
       // A lone query only reads and may run on a replica; the operations of a batch share one
