@@ -6,7 +6,8 @@
  * A `WeakMap` keyed by the request would do the same job, but each entry keyed by a short-lived
  * object is an ephemeron the garbage collector traces at every scavenge, and a set and a get cost
  * about 0.45 µs where a property costs 0.01 µs (a micro-benchmark, Node 20); the plugins kept
- * seven such entries per request before. A property dies with its object, as the entry would. Symbol-keyed properties are left out of `JSON.stringify`, `Object.keys` and `for…in`.
+ * seven such entries per request before. A property dies with its object, as the entry would.
+ * Symbol-keyed properties are left out of `JSON.stringify`, `Object.keys` and `for…in`.
  *
  * Not for graphql-yoga's GraphQL context: resolvers and envelop read that object all through an
  * operation, and a property added to it slowed those reads more than a `WeakMap` entry costs
