@@ -63,10 +63,14 @@ const CONTENT_LENGTH = /^[1-9]\d*$/;
  * `getResultForParams` (parameter checks, persisted documents, the parse and validation caches,
  * the limits, the request scope, execution with graphql-jit, error masking, the partial-data
  * status) and the response is built by graphql-yoga's `processRegularResult`, with its status
- * codes, media type negotiation and CORS headers. What the fast path does itself is what
- * graphql-yoga's HTTP layer did around that, and it calls each plugin's {@link FastPathHooks} where
- * graphql-yoga would call its `onRequest`, `onResultProcess` and `onResponse` hooks, so the request
- * log, the metrics and the release of the request's connection happen on both paths alike. The
+ * codes and media type negotiation, and its default CORS headers; a result without errors or
+ * extensions (neither can set a status or a header) is written as that function would answer it,
+ * 200 and its JSON, without the fetch `Response` it builds to say so. What the fast path does
+ * itself is what graphql-yoga's HTTP layer did around that, and it calls each plugin's
+ * {@link FastPathHooks} where graphql-yoga would call its `onRequest`, `onResultProcess` and
+ * `onResponse` hooks (and, when the client leaves early, where an `abort` listener would fire), so
+ * the request log, the metrics and the release of the request's connection happen on both paths
+ * alike. The
  * test suite runs against this listener, and test/fast-path.test.ts compares its answers with
  * graphql-yoga's byte for byte.
  */
