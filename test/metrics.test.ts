@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { createMetricsListener } from '../src/metrics/metrics-listener.js';
 import { MAX_OPERATION_NAMES } from '../src/plugins/use-metrics.js';
 import { scrape } from './support/metrics.js';
+import { markedLabels } from './support/test-schema.js';
 import { eventually, startTestServer, useTestEnvironment } from './support/server.js';
 import { W1, W2 } from './support/workloads.js';
 
@@ -77,6 +78,52 @@ describe('GET /metrics (Prometheus)', () => {
     expect(after.delta(before, 'graphql_envelop_request_duration_count', operation)).toBe(1);
     expect(after.delta(before, 'graphql_yoga_http_duration_count', { ...operation, statusCode: '200' })).toBe(1);
     expect(after.samples.some((sample) => 'url' in sample.labels)).toBe(false);
+  });
+
+  it('a document refused after parsing (an operationName it lacks, a mutation by GET) is observed under its operation', async () => {
+    const before = await scrape(metricsUrl());
+    const missing = await t.server.graphql('query Named { __typename }', undefined, {
+      body: JSON.stringify({ query: 'query Named { __typename }', operationName: 'Missing' }),
+    });
+    expect(missing.status).toBe(400);
+    const query = encodeURIComponent('mutation Sneaky { createItem(input: { number: 1 }) { id } }');
+    const byGet = await fetch(`${t.server.url}?query=${query}`, { headers: { accept: 'application/json', 'x-graphql-yoga-csrf': '1' } });
+    expect(byGet.status).toBe(405);
+    const after = await scrape(metricsUrl());
+
+    // Neither ran, but both parsed: the HTTP request is timed under the operation it named.
+    const unresolved = { operationName: 'Anonymous', operationType: 'unknown' };
+    expect(after.delta(before, 'graphql_yoga_http_duration_count', { ...unresolved, statusCode: '400' })).toBe(1);
+    expect(after.delta(before, 'poolgraph_graphql_errors_total', { operationName: 'Anonymous', code: 'OPERATION_RESOLUTION_FAILURE' })).toBe(1);
+    const sneaky = { operationName: 'Sneaky', operationType: 'mutation' };
+    expect(after.delta(before, 'graphql_yoga_http_duration_count', { ...sneaky, method: 'GET', statusCode: '405' })).toBe(1);
+    expect(after.delta(before, 'poolgraph_graphql_errors_total', { operationName: 'Sneaky' })).toBe(1);
+    expect(after.delta(before, 'graphql_envelop_request_duration_count')).toBe(0);
+  });
+
+  it('an operation abandoned when its client left is not counted as executed', async () => {
+    // Two operations: graphql-js's executor runs it, and stops at the abort (graphql-jit would not).
+    const before = await scrape(metricsUrl());
+    const controller = new AbortController();
+    const request = fetch(t.server.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      // The executor stops between the two fields (a resolver under way is not interrupted).
+      body: JSON.stringify({
+        query: 'mutation Left { pause(seconds: 0.3) mark(label: "after-abort-metrics") } query Other { __typename }',
+        operationName: 'Left',
+      }),
+      signal: controller.signal,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    controller.abort();
+    await expect(request).rejects.toThrow();
+    // The paused field ends 0.2 s after the abort; its operation's result comes back by then.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const after = await scrape(metricsUrl());
+    expect(after.delta(before, 'graphql_envelop_request_duration_count', { operationName: 'Left' })).toBe(0);
+    expect(after.delta(before, 'graphql_envelop_request', { operationName: 'Left' })).toBe(0);
+    expect(markedLabels).not.toContain('after-abort-metrics');
   });
 
   it('a request that runs no SQL counts as one without a connection', async () => {

@@ -131,6 +131,17 @@ describe('one log line per request, with a request id', () => {
     }
   });
 
+  it('names the operation of a document refused after parsing (a mutation by GET)', async () => {
+    const query = encodeURIComponent('mutation Sneaky { createItem(input: { number: 1 }) { id } }');
+    const response = await fetch(`${t.server.url}?query=${query}`, {
+      headers: { accept: 'application/json', 'x-graphql-yoga-csrf': '1', 'x-request-id': 'by-get' },
+    });
+    expect(response.status).toBe(405);
+    expect(requestLines()).toEqual([
+      expect.objectContaining({ requestId: 'by-get', method: 'GET', status: 405, operationName: 'Sneaky', statements: 0 }),
+    ]);
+  });
+
   it('probes (/health, /ready, /metrics) get an id but no info line', async () => {
     for (const path of ['/health', '/ready', '/metrics']) {
       const response = await fetch(new URL(path, t.server.url), { headers: { 'x-request-id': `probe-${path.slice(1)}` } });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { type ExecutionResult, getOperationAST, GraphQLError } from 'graphql';
+import { type DocumentNode, type ExecutionResult, getOperationAST, GraphQLError } from 'graphql';
 import { isAsyncIterable, maskError, type Plugin, type YogaInitialContext } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import type { RequestScopeStats } from '../db/request-scope.js';
@@ -145,6 +145,14 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
     write(entry);
   }
 
+  /** Adds the operation of a document that parsed to its request's line (`onParse`'s after-hook). */
+  function recordOperationName({ context, result }: { context: YogaInitialContext; result: unknown }): void {
+    const entry = entries.get(context.request);
+    if (entry && isDocument(result)) {
+      entry.operationNames.push(getOperationAST(result, context.params?.operationName)?.name?.value ?? 'Anonymous');
+    }
+  }
+
   function recordResult(request: Request, result: ExecutionResult | ExecutionResult[]): void {
     const entry = entries.get(request);
     if (!entry) return;
@@ -165,11 +173,10 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
       entryOf(request, url.pathname);
       request.signal?.addEventListener('abort', () => recordAbort(request), { once: true });
     },
-    // Every document that parsed is validated (a cache hit or not); an `onValidate` that returns
-    // nothing costs envelop less per request than an `onParse` that returns a callback.
-    onValidate({ context, params }) {
-      const entry = entries.get(context.request);
-      if (entry) entry.operationNames.push(getOperationAST(params.documentAST, context.params?.operationName)?.name?.value ?? 'Anonymous');
+    // Every document that parsed, also one graphql-yoga then refuses before validation (an
+    // operationName the document lacks, a mutation by GET); one callback for every request.
+    onParse() {
+      return recordOperationName;
     },
     onContextBuilding({ context }) {
       const entry = entries.get(context.request);
@@ -226,4 +233,8 @@ function causeOf(error: GraphQLError): unknown {
 
 function round(ms: number): number {
   return Math.round(ms * 10) / 10;
+}
+
+function isDocument(result: unknown): result is DocumentNode {
+  return typeof result === 'object' && result !== null && (result as { kind?: unknown }).kind === 'Document';
 }
