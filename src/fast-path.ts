@@ -70,9 +70,8 @@ const CONTENT_LENGTH = /^[1-9]\d*$/;
  * {@link FastPathHooks} where graphql-yoga would call its `onRequest`, `onResultProcess` and
  * `onResponse` hooks (and, when the client leaves early, where an `abort` listener would fire), so
  * the request log, the metrics and the release of the request's connection happen on both paths
- * alike. The
- * test suite runs against this listener, and test/fast-path.test.ts compares its answers with
- * graphql-yoga's byte for byte.
+ * alike. The test suite runs against this listener, and test/fast-path.test.ts compares its
+ * answers with graphql-yoga's byte for byte.
  */
 export function createFastPath(options: FastPathOptions): FastPathListener {
   const { yoga, hooks, logger } = options;

@@ -1,4 +1,9 @@
+import pg from 'pg';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { RequestContext } from '../src/context.js';
+import { poolSource, RequestFinishedError, type RequestScopeStats } from '../src/db/request-scope.js';
+import { useRequestScope } from '../src/plugins/use-request-scope.js';
 import { eventually, startTestServer, type TestServer, useTestEnvironment } from './support/server.js';
 import { markedLabels } from './support/test-schema.js';
 import { W1 } from './support/workloads.js';
@@ -195,5 +200,39 @@ describe('a client that gives up while its mutation waits for a connection', () 
     expect(body.errors?.[0]?.message).toBe('Unexpected error.');
     const after = await small.graphql('{ items(first: 1) { id } }');
     expect(after.body.errors).toBeUndefined();
+  });
+});
+
+describe('a GraphQL context built after its client left', () => {
+  it('gets a scope that is released at once: its statements are refused and no connection is taken', async () => {
+    // The plugin on its own, on a pool of its own: the abort comes before the context is built,
+    // which a real request reaches within microseconds of arriving.
+    const pool = new pg.Pool({ connectionString: t.database.url, max: 1 });
+    try {
+      const released: RequestScopeStats[] = [];
+      const plugin = useRequestScope({
+        connections: poolSource(pool),
+        poolTimeoutMs: 1_000,
+        logger: pino({ level: 'silent' }),
+        onScopeReleased: (stats) => released.push(stats),
+      });
+      const request = new Request('http://127.0.0.1/graphql', { method: 'POST' });
+      plugin.fastPath.requestAborted?.(request);
+
+      let extension: Partial<RequestContext> = {};
+      const building = {
+        context: { request },
+        extendContext: (added: Partial<RequestContext>) => {
+          extension = { ...extension, ...added };
+        },
+      };
+      await plugin.onContextBuilding?.(building as unknown as Parameters<NonNullable<typeof plugin.onContextBuilding>>[0]);
+      expect(await eventually(() => released.length === 1, 5_000)).toBe(true);
+      await expect(extension.db?.selectFrom('items').select('id').execute()).rejects.toBeInstanceOf(RequestFinishedError);
+      expect(released).toEqual([expect.objectContaining({ connectionsTaken: 0, statements: 0 })]);
+      expect(pool.totalCount).toBe(0);
+    } finally {
+      await pool.end();
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { buildSchema, type DocumentNode, type GraphQLSchema, parse, validate } from 'graphql';
+import { buildSchema, type DocumentNode, type GraphQLSchema, NoUnusedFragmentsRule, parse, specifiedRules, validate, type ValidationRule } from 'graphql';
 import { envelop, type Plugin } from 'graphql-yoga';
 import { describe, expect, it } from 'vitest';
 import { useValidationCache } from '../src/plugins/use-validation-cache.js';
@@ -22,7 +22,8 @@ function validatorWithCache() {
   };
   const getEnveloped = envelop({ plugins: [counting, useValidationCache()] });
   return {
-    validate: (document: DocumentNode) => getEnveloped().validate(schema as GraphQLSchema, document),
+    validate: (document: DocumentNode, rules?: ValidationRule[], against: GraphQLSchema = schema) =>
+      getEnveloped().validate(against, document, rules),
     runs: documents,
   };
 }
@@ -51,6 +52,18 @@ describe('validation runs once per document', () => {
     validator.validate(parse('{ items }'));
     validator.validate(parse('{ items }'));
     validator.validate(parse('{ __typename }'));
+    expect(validator.runs).toHaveLength(3);
+  });
+
+  it('a document validated under other rules, or against another schema, is validated again', () => {
+    const validator = validatorWithCache();
+    const document = parse('{ items }');
+    validator.validate(document, [...specifiedRules]);
+    validator.validate(document, [...specifiedRules]);
+    expect(validator.runs).toHaveLength(1);
+    validator.validate(document, [NoUnusedFragmentsRule]);
+    expect(validator.runs).toHaveLength(2);
+    validator.validate(document, [NoUnusedFragmentsRule], buildSchema('type Query { items: [Int!]! }'));
     expect(validator.runs).toHaveLength(3);
   });
 });

@@ -30,10 +30,16 @@ describe("graphql-yoga's log lines", () => {
     ]);
   });
 
-  it('below the logger level write nothing', () => {
+  it('below the logger level write nothing, and build no message', () => {
     const { logger, lines } = capture('info');
     const yogaLogger = toYogaLogger(logger);
-    yogaLogger.debug('Processing GraphQL Parameters');
+    // Building the message would serialise this argument, which throws.
+    const unserialisable = {
+      toJSON() {
+        throw new Error('the message was built');
+      },
+    };
+    expect(() => yogaLogger.debug('Processing GraphQL Parameters', unserialisable)).not.toThrow();
     yogaLogger.error(new Error('masked'));
     yogaLogger.info('kept');
     expect(lines).toEqual([expect.objectContaining({ level: 30, msg: 'kept' })]);

@@ -592,13 +592,17 @@ function toError(value: unknown): Error {
  * set it from a config.
  */
 function queryNamed(client: pg.PoolClient, name: string, sql: string, values: unknown[]): Promise<pg.QueryResult> {
-  return new Promise((resolve, reject) => {
+  return new Promise<pg.QueryResult>((resolve, reject) => {
     const query = new pg.Query(sql, values, (error, result) => {
       if (error) reject(error);
-      else resolve(result as unknown as pg.QueryResult);
+      else resolve(result);
     });
     (query as { name?: string }).name = name;
-    (client.query as unknown as (query: object) => unknown)(query);
+    client.query(query);
+  }).catch((error: unknown) => {
+    // As pg does for its own promises: a stack that leads back here, not to `TCP.onStreamRead`.
+    if (error instanceof Error) Error.captureStackTrace(error);
+    throw error;
   });
 }
 

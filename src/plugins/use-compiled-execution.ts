@@ -22,7 +22,9 @@ import type { Plugin, YogaInitialContext } from 'graphql-yoga';
  * operations do not read the signal, and a request answered by the fast path then never makes
  * one (an `AbortSignal` costs about 3 µs; `bench:cpu` put graphql-yoga's plugin, which reads it
  * for every operation, at 4 % of `{ items { number } }`). Either way a request whose client
- * left has its scope released, which refuses its further statements.
+ * left has its scope released, which refuses its further statements. Subscriptions are not
+ * handled (the schema has none): a host adding one through `extend` would get graphql-js's
+ * `subscribe` without a signal.
  */
 export function useCompiledExecution(): Plugin<YogaInitialContext> {
   const jit = useGraphQlJit({}) as Plugin<YogaInitialContext>;
@@ -31,7 +33,7 @@ export function useCompiledExecution(): Plugin<YogaInitialContext> {
       const { args } = payload;
       if (runsCompiled(args.schema, args.document, args.variableValues)) return jit.onExecute?.(payload);
       // What graphql-yoga's useExecutionCancellation sets; graphql-tools' executor reads it.
-      (args as typeof args & { signal?: AbortSignal }).signal = args.contextValue.request.signal;
+      (args as typeof args & { signal?: AbortSignal }).signal = args.contextValue?.request?.signal;
       return undefined;
     },
   };

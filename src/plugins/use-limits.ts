@@ -86,8 +86,8 @@ export function useLimits(limits: Omit<Limits, 'maxBodyBytes'>): Plugin {
   const operationCost = costCachedWhenConstant();
   // graphql-armor's rules, made once. Its plugins (maxDepthPlugin, …) add the same rules from an
   // onValidate hook each, every request; one hook adding all three costs envelop two hook calls
-  // less per request (graphql-yoga's validation cache still skips running them for a document
-  // validated before).
+  // less per request (useValidationCache still skips running them for a document validated
+  // before; it compares these rule objects, so they must stay the same ones).
   const validationRules = [
     maxDepthRule({ n: limits.maxDepth, flattenFragments: true, ignoreIntrospection: true, ...refusingWith(ErrorCode.MaxDepthExceeded) }),
     maxAliasesRule({ n: limits.maxAliases, ...refusingWith(ErrorCode.MaxAliasesExceeded) }),
