@@ -592,15 +592,28 @@ function toError(value: unknown): Error {
  * set it from a config.
  */
 function queryNamed(client: pg.PoolClient, name: string, sql: string, values: unknown[]): Promise<pg.QueryResult> {
-  return new Promise<pg.QueryResult>((resolve, reject) => {
-    const query = new pg.Query(sql, values, (error, result) => {
-      if (error) reject(error);
-      else resolve(result);
-    });
+  return submitted(client, (done) => {
+    const query = new pg.Query(sql, values, done);
     (query as { name?: string }).name = name;
-    client.query(query);
+    return query;
+  });
+}
+
+/**
+ * Submits the `pg.Query` that `make` builds around the callback it is given, and returns its
+ * result as a promise (of a round trip of several statements, the last one's: the caller's).
+ * Errors get a stack that leads back here, as pg gives those of its own promises, rather than one
+ * that ends in `TCP.onStreamRead`.
+ */
+function submitted(client: pg.PoolClient, make: (done: QueryCallback) => object): Promise<pg.QueryResult> {
+  return new Promise<pg.QueryResult>((resolve, reject) => {
+    const query = make((error, result) => {
+      if (error) reject(error);
+      else resolve((Array.isArray(result) ? result[result.length - 1] : result) as pg.QueryResult);
+    });
+    // A Submittable: pg runs it as it is, without copying a config.
+    (client.query as unknown as (query: object) => unknown)(query);
   }).catch((error: unknown) => {
-    // As pg does for its own promises: a stack that leads back here, not to `TCP.onStreamRead`.
     if (error instanceof Error) Error.captureStackTrace(error);
     throw error;
   });
@@ -618,7 +631,8 @@ const PgQuery = pg.Query as unknown as new (config: pg.QueryConfig & { queryMode
   prepare(connection: ProtocolConnection): void;
 };
 
-type QueryCallback = (error: Error | null, result?: pg.QueryResult | pg.QueryResult[]) => void;
+/** What pg calls when a query it was handed finishes (several results for several statements). */
+type QueryCallback = (error: Error | null | undefined, result?: pg.QueryResult | pg.QueryResult[]) => void;
 
 /** A statement with another, parameterless one sent before it in the same round trip. */
 class PrefixedQuery extends PgQuery {
@@ -644,11 +658,5 @@ class PrefixedQuery extends PgQuery {
  * `SET LOCAL` is outside a transaction block, and applies it until that implicit transaction ends.
  */
 function queryWithPrefix(client: pg.PoolClient, prefix: string, sql: string, parameters: readonly unknown[]): Promise<pg.QueryResult> {
-  return new Promise((resolve, reject) => {
-    const query = new PrefixedQuery(prefix, sql, [...parameters], (error, result) => {
-      if (error) reject(error);
-      else resolve((Array.isArray(result) ? result[result.length - 1] : result) as pg.QueryResult);
-    });
-    (client.query as unknown as (query: object) => unknown)(query);
-  });
+  return submitted(client, (done) => new PrefixedQuery(prefix, sql, [...parameters], done));
 }

@@ -231,10 +231,10 @@ function causeOf(error: GraphQLError): unknown {
   return cause instanceof GraphQLError ? (cause.originalError ?? cause) : cause;
 }
 
-function round(ms: number): number {
-  return Math.round(ms * 10) / 10;
-}
-
 function isDocument(result: unknown): result is DocumentNode {
   return typeof result === 'object' && result !== null && (result as { kind?: unknown }).kind === 'Document';
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
 }
