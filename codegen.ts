@@ -24,7 +24,7 @@ const config: CodegenConfig = {
         enumsAsTypes: true,
         strictScalars: true,
         scalars: { ID: 'string', DateTime: { input: 'Date', output: 'Date | string' }, _FieldSet: 'string' },
-        contextType: '../context.js#RequestContext',
+        contextType: '../graphql/context.js#RequestContext',
         // Adds `__resolveReference` to the entity types (Item, Category) for federation.
         federation: true,
         mappers: {

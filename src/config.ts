@@ -1,7 +1,7 @@
 import type { LevelWithSilent } from 'pino';
 import { z } from 'zod';
-import type { PoolSettings } from './db/pool.js';
-import { DEFAULT_LIMITS, type Limits } from './plugins/use-limits.js';
+import type { PoolSettings } from './db/pools/pool.js';
+import { DEFAULT_LIMITS, type Limits } from './graphql/plugins/use-limits.js';
 
 /** Every setting of poolgraph, parsed and validated once from the environment. */
 export interface Config {
@@ -30,7 +30,7 @@ export interface Config {
   httpBatchLimit: number;
   /**
    * `FAST_PATH`: whether JSON POSTs of one operation skip graphql-yoga's HTTP layer
-   * (`src/fast-path.ts`); `false` sends every request through graphql-yoga, to compare or to rule
+   * (`src/http/fast-path.ts`); `false` sends every request through graphql-yoga, to compare or to rule
    * the fast path out when something looks wrong.
    */
   fastPath: boolean;
@@ -45,7 +45,7 @@ export interface Config {
    * which port (undefined: at `/metrics` on `PORT`).
    */
   metrics: { enabled: boolean; port: number | undefined };
-  /** `READY_MAX_WAITING` and `READY_TIMEOUT_MS`: when `GET /ready` answers 503 (see `src/readiness.ts`). */
+  /** `READY_MAX_WAITING` and `READY_TIMEOUT_MS`: when `GET /ready` answers 503 (see `src/operating/readiness.ts`). */
   readiness: { maxWaiting: number; timeoutMs: number };
 }
 

@@ -1,20 +1,20 @@
 // First, before graphql-js loads (see the module).
-import './production-mode.js';
+import './operating/production-mode.js';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics } from 'prom-client';
 import { createServer } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
-import { checkConnectionBudget } from './db/connection-budget.js';
-import { migrateToLatest } from './db/migrate.js';
-import { withOneConnection } from './db/one-connection.js';
-import { describeDatabaseUrl, openDatabase } from './db/open-database.js';
-import { waitForDatabase } from './db/wait-for-database.js';
-import { warmUpPool } from './db/pool.js';
-import { DEFAULT_SEED_SIZE, isEmpty, seed } from './db/seed.js';
-import { createDrainableHttpServer } from './http-server.js';
+import { checkConnectionBudget } from './db/pools/connection-budget.js';
+import { migrateToLatest } from './db/setup/migrate.js';
+import { withOneConnection } from './db/setup/one-connection.js';
+import { describeDatabaseUrl, openDatabase } from './db/setup/open-database.js';
+import { waitForDatabase } from './db/setup/wait-for-database.js';
+import { warmUpPool } from './db/pools/pool.js';
+import { DEFAULT_SEED_SIZE, isEmpty, seed } from './db/setup/seed.js';
+import { createDrainableHttpServer } from './http/http-server.js';
 import { createLogger, resolveLogFormat } from './logger.js';
-import { createMetricsListener } from './metrics/metrics-listener.js';
-import { readPersistedDocumentsManifest } from './persisted-documents-manifest.js';
+import { createMetricsListener } from './operating/metrics/metrics-listener.js';
+import { readPersistedDocumentsManifest } from './graphql/persisted-documents-manifest.js';
 
 /**
  * The process entry of `npm start`: configuration → database (embedded unless `DATABASE_URL`)

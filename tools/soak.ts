@@ -17,12 +17,12 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { createServer } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import { type EmbeddedDatabase, startEmbeddedDatabase } from '../src/db/embedded.js';
-import { migrateToLatest } from '../src/db/migrate.js';
-import { withOneConnection } from '../src/db/one-connection.js';
-import { APPLICATION_NAME } from '../src/db/pool.js';
-import { createDrainableHttpServer } from '../src/http-server.js';
-import { seed } from '../src/db/seed.js';
+import { type EmbeddedDatabase, startEmbeddedDatabase } from '../src/db/setup/embedded.js';
+import { migrateToLatest } from '../src/db/setup/migrate.js';
+import { withOneConnection } from '../src/db/setup/one-connection.js';
+import { APPLICATION_NAME } from '../src/db/pools/pool.js';
+import { createDrainableHttpServer } from '../src/http/http-server.js';
+import { seed } from '../src/db/setup/seed.js';
 
 const { values } = parseArgs({
   options: {

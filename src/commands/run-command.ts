@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { type Config, loadConfig } from '../config.js';
-import { migrateToLatest } from '../db/migrate.js';
-import { type OpenedDatabase, openDatabase } from '../db/open-database.js';
+import { migrateToLatest } from '../db/setup/migrate.js';
+import { type OpenedDatabase, openDatabase } from '../db/setup/open-database.js';
 import { createLogger } from '../logger.js';
 
 /**

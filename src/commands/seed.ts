@@ -1,11 +1,11 @@
 /**
  * `npm run seed -- --categories N --items-per-category M`: replaces every row of the database
- * (`DATABASE_URL`, or the embedded one) with the fixed data set described in `src/db/seed.ts`.
+ * (`DATABASE_URL`, or the embedded one) with the fixed data set described in `src/db/setup/seed.ts`.
  * Defaults to 100 x 100, the benchmark's size.
  */
 import { parseArgs } from 'node:util';
-import { withOneConnection } from '../db/one-connection.js';
-import { DEFAULT_SEED_SIZE, seed } from '../db/seed.js';
+import { withOneConnection } from '../db/setup/one-connection.js';
+import { DEFAULT_SEED_SIZE, seed } from '../db/setup/seed.js';
 import { runCommand } from './run-command.js';
 
 const { values } = parseArgs({

@@ -1,5 +1,5 @@
 import { type Kysely, sql } from 'kysely';
-import { queryCompiledOnce } from '../db/compiled-once.js';
+import { queryCompiledOnce } from '../db/request/compiled-once.js';
 import type { CategoryRow, Database } from '../db/schema.js';
 
 /** Every column of `categories`, named rather than `*` (see `ITEM_COLUMNS`). */

@@ -1,6 +1,6 @@
 import { type Kysely, type Updateable, sql } from 'kysely';
 import pg from 'pg';
-import { queryCompiledOnce } from '../db/compiled-once.js';
+import { queryCompiledOnce } from '../db/request/compiled-once.js';
 import type { Database, ItemColumn, ItemRow, ItemRowPart, ItemTable } from '../db/schema.js';
 
 /** pg's own `timestamptz` parser (postgres-date), the one a pool with default parsers applies. */

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { migrateToLatest } from '../../src/db/migrate.js';
-import { withOneConnection } from '../../src/db/one-connection.js';
-import { APPLICATION_NAME } from '../../src/db/pool.js';
-import { type SeedSize, seed } from '../../src/db/seed.js';
+import { migrateToLatest } from '../../src/db/setup/migrate.js';
+import { withOneConnection } from '../../src/db/setup/one-connection.js';
+import { APPLICATION_NAME } from '../../src/db/pools/pool.js';
+import { type SeedSize, seed } from '../../src/db/setup/seed.js';
 
 /** The seed tests use unless they ask for another: enough for W2 (20 categories x 10 items). */
 export const TEST_SEED: SeedSize = { categories: 30, itemsPerCategory: 30 };

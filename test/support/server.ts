@@ -3,8 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
 import { type CreateServerOptions, createServer, type PoolgraphServer } from '../../src/app.js';
-import type { PoolSettings } from '../../src/db/pool.js';
-import type { RequestScopeStats } from '../../src/db/request-scope.js';
+import type { PoolSettings } from '../../src/db/pools/pool.js';
+import type { RequestScopeStats } from '../../src/db/request/request-scope.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { testSchemaExtension } from './test-schema.js';
 

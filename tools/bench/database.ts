@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { startEmbeddedDatabase } from '../../src/db/embedded.js';
-import { migrateToLatest } from '../../src/db/migrate.js';
-import { withOneConnection } from '../../src/db/one-connection.js';
-import { APPLICATION_NAME } from '../../src/db/pool.js';
-import { seed } from '../../src/db/seed.js';
+import { startEmbeddedDatabase } from '../../src/db/setup/embedded.js';
+import { migrateToLatest } from '../../src/db/setup/migrate.js';
+import { withOneConnection } from '../../src/db/setup/one-connection.js';
+import { APPLICATION_NAME } from '../../src/db/pools/pool.js';
+import { seed } from '../../src/db/setup/seed.js';
 import { parentPid } from './cpu.js';
 import { BENCH_SEED } from './workloads.js';
 

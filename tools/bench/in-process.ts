@@ -7,7 +7,7 @@
  * the CPU time (`process.cpuUsage()`, user and system) the server spends per request, with no
  * HTTP sockets on the client side. Each request is a JSON POST of the workload's body handed to
  * `server.requestListener` as an in-memory request and a response that records what is written
- * (so it measures the fast path, `src/fast-path.ts`); the database side is real: the bench's
+ * (so it measures the fast path, `src/http/fast-path.ts`); the database side is real: the bench's
  * embedded PostgreSQL (or `DATABASE_URL`, read only), seeded 100 x 100, a pool of 10. Every answer
  * is checked against the workload's expected bytes. Use it to compare two versions back to back;
  * W4 (writes) is not offered.
@@ -19,7 +19,7 @@
  * per-round ratios. On the 2-core VM two runs of a checkout against itself gave 0.989 and 1.016
  * (`--batch 1000 --rounds 60`): differences under about 3 % are noise.
  */
-import '../../src/production-mode.js';
+import '../../src/operating/production-mode.js';
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join, resolve } from 'node:path';

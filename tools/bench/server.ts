@@ -19,7 +19,7 @@
  * exits 0.
  */
 // First, before graphql-js loads, as in src/main.ts.
-import '../../src/production-mode.js';
+import '../../src/operating/production-mode.js';
 import { writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Session } from 'node:inspector/promises';
@@ -28,10 +28,10 @@ import pg from 'pg';
 import { collectDefaultMetrics } from 'prom-client';
 import { createServer } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
-import { APPLICATION_NAME, createPool, warmUpPool } from '../../src/db/pool.js';
-import { createDrainableHttpServer } from '../../src/http-server.js';
+import { APPLICATION_NAME, createPool, warmUpPool } from '../../src/db/pools/pool.js';
+import { createDrainableHttpServer } from '../../src/http/http-server.js';
 import { createLogger } from '../../src/logger.js';
-import { readPersistedDocumentsManifest } from '../../src/persisted-documents-manifest.js';
+import { readPersistedDocumentsManifest } from '../../src/graphql/persisted-documents-manifest.js';
 import { PROFILE_PATH, READY_PREFIX, STATS_PATH } from './protocol.js';
 import { createRawHandler, type ServerCounters } from './raw-server.js';
 

@@ -1,8 +1,8 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { migrateToLatest } from '../../src/db/migrate.js';
-import { withOneConnection } from '../../src/db/one-connection.js';
-import { DEFAULT_SEED_SIZE, type SeedSize, seed } from '../../src/db/seed.js';
+import { migrateToLatest } from '../../src/db/setup/migrate.js';
+import { withOneConnection } from '../../src/db/setup/one-connection.js';
+import { DEFAULT_SEED_SIZE, type SeedSize, seed } from '../../src/db/setup/seed.js';
 import { CleanupStack } from './cleanup-stack.js';
 import { freePorts } from './free-port.js';
 import { type Haproxy, startHaproxy } from './haproxy.js';

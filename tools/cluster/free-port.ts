@@ -1,4 +1,4 @@
-import { freePort } from '../../src/db/embedded.js';
+import { freePort } from '../../src/db/setup/embedded.js';
 
 export { freePort };
 

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { withTimeout } from '../../src/readiness.js';
+import { withTimeout } from '../../src/operating/readiness.js';
 import type { OsUser } from './service-user.js';
 
 /** How a process ended. */

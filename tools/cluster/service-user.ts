@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { closedAncestor } from '../../src/db/embedded.js';
+import { closedAncestor } from '../../src/db/setup/embedded.js';
 
 /** An OS account, as `/etc/passwd` lists it. */
 export interface OsUser {

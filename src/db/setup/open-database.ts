@@ -1,0 +1,29 @@
+import type { Logger } from 'pino';
+import type { Config } from '../../config.js';
+import { type EmbeddedDatabase, startEmbeddedDatabase } from './embedded.js';
+
+/** The database a command works on: `DATABASE_URL`, or the embedded one it started. */
+export interface OpenedDatabase {
+  /** Connection string to use. */
+  url: string;
+  /** The embedded server, when one was started (stop it on the way out); undefined otherwise. */
+  embedded: EmbeddedDatabase | undefined;
+}
+
+/** Uses `DATABASE_URL` when set; otherwise starts the embedded PostgreSQL in `DATA_DIR`. */
+export async function openDatabase(config: Config, logger: Logger): Promise<OpenedDatabase> {
+  if (config.databaseUrl !== undefined) return { url: config.databaseUrl, embedded: undefined };
+  const embedded = await startEmbeddedDatabase({ dataDir: config.dataDir, logger });
+  return { url: embedded.url, embedded };
+}
+
+/** Where a database URL points, with the password hidden, for logs and banners. */
+export function describeDatabaseUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '****';
+    return parsed.toString();
+  } catch {
+    return '(unparseable DATABASE_URL)';
+  }
+}

@@ -1,0 +1,306 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { getCORSHeadersByRequestAndOptions } from '@whatwg-node/server';
+import { type ExecutionResult, GraphQLError } from 'graphql';
+import { type GraphQLParams, isAsyncIterable, processRegularResult, type YogaServerInstance } from 'graphql-yoga';
+import type { Logger } from 'pino';
+import type { RequestContext } from '../graphql/context.js';
+import type { FastPathHooks } from './request-lifecycle.js';
+import { maskErrorKeepingCause } from '../graphql/plugins/use-request-log.js';
+
+/** What graphql-yoga's Node adapter passes as the server context (see `ServerContext` in app.ts). */
+interface NodeServerContext {
+  req?: IncomingMessage;
+  res?: ServerResponse;
+}
+
+/** Options of {@link createFastPath}. */
+export interface FastPathOptions {
+  /** The app: it runs every operation, and every request the fast path does not take. */
+  yoga: YogaServerInstance<NodeServerContext, RequestContext>;
+  /** The largest body the fast path reads; larger ones go to graphql-yoga, which refuses them. */
+  maxBodyBytes: number;
+  /** The plugins' request hooks, in plugin order (see {@link FastPathHooks}). */
+  hooks: readonly FastPathHooks[];
+  /** Where an unexpected failure of the fast path itself is logged. */
+  logger: Logger;
+  /** False passes every request on to graphql-yoga (to compare the two). @default true */
+  enabled?: boolean;
+}
+
+/** A Node request listener: the fast path, falling back to graphql-yoga. */
+export interface FastPathListener {
+  (req: IncomingMessage, res: ServerResponse): void;
+  /** How many requests the fast path answered, and how many it passed on to graphql-yoga. */
+  readonly counts: { answered: number; passedOn: number };
+}
+
+/** What a client gets when the fast path itself fails, as graphql-yoga masks an unexpected error. */
+const UNEXPECTED_ERROR_BODY = '{"errors":[{"message":"Unexpected error.","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}';
+
+/** A result as @envelop/graphql-jit returns it: with the serialiser graphql-yoga then uses. */
+interface StringifiableResult extends ExecutionResult {
+  stringify?: (result: ExecutionResult) => string;
+}
+
+/** The two media types of graphql-yoga's regular (non-streaming) result processor. */
+type RegularMediaType = 'application/json' | 'application/graphql-response+json';
+
+/** `Content-Type` of a JSON body graphql-yoga reads as UTF-8 (the charset parameter may be left out). */
+const JSON_CONTENT_TYPE = /^application\/json\s*(;\s*charset="?utf-8"?\s*)?$/i;
+const CONTENT_LENGTH = /^[1-9]\d*$/;
+
+/**
+ * The common request — `POST` of one operation as a JSON object to the GraphQL endpoint — answered
+ * without graphql-yoga's HTTP layer, which cost about half of the server's CPU on
+ * `{ items { number } }` (docs/benchmarks-profile.md): the conversion of Node's request and
+ * response to fetch `Request`/`Response` objects and back, its request parsing and its chain of
+ * promise helpers. Every other request (GET, GraphiQL, `/health`, `/ready`, `/metrics`, batches,
+ * other content types, chunked or oversized bodies, bodies that are not a JSON object, streaming
+ * responses) goes to graphql-yoga unchanged.
+ *
+ * It is not a second GraphQL server: the operation runs through graphql-yoga's own
+ * `getResultForParams` (parameter checks, persisted documents, the parse and validation caches,
+ * the limits, the request scope, execution with graphql-jit, error masking, the partial-data
+ * status) and the response is built by graphql-yoga's `processRegularResult`, with its status
+ * codes and media type negotiation, and its default CORS headers; a result without errors or
+ * extensions (neither can set a status or a header) is written as that function would answer it,
+ * 200 and its JSON, without the fetch `Response` it builds to say so. What the fast path does
+ * itself is what graphql-yoga's HTTP layer did around that, and it calls each plugin's
+ * {@link FastPathHooks} where graphql-yoga would call its `onRequest`, `onResultProcess` and
+ * `onResponse` hooks (and, when the client leaves early, where an `abort` listener would fire), so
+ * the request log, the metrics and the release of the request's connection happen on both paths
+ * alike. The test suite runs against this listener, and test/http/fast-path.test.ts compares its
+ * answers with graphql-yoga's byte for byte.
+ */
+export function createFastPath(options: FastPathOptions): FastPathListener {
+  const { yoga, hooks, logger } = options;
+  const endpoint = yoga.graphqlEndpoint;
+  const requestUrl = `http://localhost${endpoint}`;
+  const counts = { answered: 0, passedOn: 0 };
+  const mediaTypes = new Map<string, RegularMediaType | undefined>();
+  const FastPathRequest = abortableRequestClass(yoga.fetchAPI.Request);
+
+  /** The response's media type when the fast path can take the request, from its headers alone. */
+  function eligible(req: IncomingMessage): RegularMediaType | undefined {
+    if (options.enabled === false) return undefined;
+    if (req.method !== 'POST' || req.url !== endpoint) return undefined;
+    const contentType = req.headers['content-type'];
+    const contentLength = req.headers['content-length'];
+    if (contentType === undefined || !JSON_CONTENT_TYPE.test(contentType)) return undefined;
+    // A body of known length only: graphql-yoga counts chunked bodies as they arrive.
+    if (contentLength === undefined || !CONTENT_LENGTH.test(contentLength) || req.headers['transfer-encoding'] !== undefined) {
+      return undefined;
+    }
+    if (Number(contentLength) > options.maxBodyBytes) return undefined;
+    const accept = req.headers.accept ?? '';
+    let mediaType = mediaTypes.get(accept);
+    if (mediaType === undefined && !mediaTypes.has(accept)) {
+      mediaType = regularMediaType(accept);
+      // Clients send a handful of distinct Accept headers; never keep more than that.
+      if (mediaTypes.size < 100) mediaTypes.set(accept, mediaType);
+    }
+    return mediaType;
+  }
+
+  function passOn(req: IncomingMessage, res: ServerResponse, body?: Buffer): void {
+    counts.passedOn += 1;
+    // graphql-yoga's Node adapter reads a body already read from `req.body` (as it does behind
+    // frameworks that parse bodies) instead of the request stream, which is consumed by now.
+    if (body) Object.defineProperty(req, 'body', { value: body, configurable: true });
+    void yoga.requestListener(req, res);
+  }
+
+  async function answer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    params: GraphQLParams,
+    mediaType: RegularMediaType,
+    arrivedAt: number,
+  ): Promise<void> {
+    counts.answered += 1;
+    const request = new FastPathRequest(requestUrl, {
+      method: 'POST',
+      // Node's header object, as graphql-yoga's own adapter passes it (its Headers reads it lazily).
+      headers: req.headers as Record<string, string>,
+    });
+    // As graphql-yoga's adapter: the request is aborted when its connection closes unanswered.
+    const onClose = () => {
+      if (res.writableFinished) return;
+      request.abort();
+      for (const hook of hooks) {
+        try {
+          hook.requestAborted?.(request);
+        } catch (error) {
+          logger.error({ err: error }, 'an abort hook of the fast path failed');
+        }
+      }
+    };
+    res.once('close', onClose);
+    for (const hook of hooks) hook.requestStarted?.(request, arrivedAt, req.headers);
+    let status = 500;
+    let headers: Record<string, string> = {};
+    let body = UNEXPECTED_ERROR_BODY;
+    try {
+      let result = await resultFor(params, request, { req, res });
+      for (const hook of hooks) if (hook.resultReady) result = await hook.resultReady(request, result);
+      if (result.errors === undefined && result.extensions === undefined) {
+        // What processRegularResult answers for a result without errors or extensions (neither
+        // can set a status or a header), without the fetch Response it builds to say it.
+        status = 200;
+        headers['content-type'] = `${mediaType}; charset=utf-8`;
+        body = ((result as StringifiableResult).stringify ?? JSON.stringify)(result);
+      } else {
+        const response = processRegularResult(result, yoga.fetchAPI, mediaType);
+        body = await response.text();
+        status = response.status;
+        for (const [name, value] of response.headers) headers[name.toLowerCase()] = value;
+      }
+    } catch (error) {
+      logger.error({ err: error }, 'the fast path failed to answer a request');
+      status = 500;
+      headers = { 'content-type': `${mediaType}; charset=utf-8` };
+      body = UNEXPECTED_ERROR_BODY;
+    } finally {
+      for (const hook of hooks) {
+        try {
+          await hook.responseReady?.(request, status, headers);
+        } catch (error) {
+          logger.error({ err: error }, 'a response hook of the fast path failed');
+        }
+      }
+    }
+    // graphql-yoga's default CORS policy (no `cors` option): any origin, with credentials. It
+    // answers a request without an Origin header (not a browser's cross-origin one) with none.
+    if (req.headers.origin !== undefined) {
+      for (const [name, value] of Object.entries(getCORSHeadersByRequestAndOptions(request, {}) ?? {})) {
+        headers[name.toLowerCase()] = value;
+      }
+    }
+    headers['content-length'] = String(Buffer.byteLength(body));
+    res.removeListener('close', onClose);
+    if (res.destroyed) return;
+    res.writeHead(status, headers);
+    res.end(body);
+  }
+
+  /** graphql-yoga's result for one operation; what it throws becomes errors, as in its `handle`. */
+  async function resultFor(params: GraphQLParams, request: Request, context: NodeServerContext): Promise<ExecutionResult> {
+    try {
+      const result = await yoga.getResultForParams({ params, request }, context);
+      // Only subscriptions, @defer and @stream stream, and the schema has none of them.
+      if (isAsyncIterable(result)) throw new Error('a streaming result reached the fast path');
+      if (!result) throw new Error('graphql-yoga produced no result');
+      return result;
+    } catch (error) {
+      const masked = maskErrorKeepingCause(error, 'Unexpected error.');
+      return { errors: [masked instanceof GraphQLError ? masked : new GraphQLError(masked.message, { originalError: masked })] };
+    }
+  }
+
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
+    const arrivedAt = performance.now();
+    const mediaType = eligible(req);
+    if (mediaType === undefined) {
+      passOn(req, res);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.once('end', () => {
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      const params = jsonObject(body);
+      // Batches (arrays), invalid JSON and other values: graphql-yoga has the answers.
+      if (params === undefined) {
+        passOn(req, res, body);
+        return;
+      }
+      answer(req, res, params, mediaType, arrivedAt).catch((error: unknown) => {
+        logger.error({ err: error }, 'the fast path failed to answer a request');
+        if (!res.headersSent) res.writeHead(500);
+        res.end();
+      });
+    });
+  };
+  return Object.assign(listener, { counts });
+}
+
+/** A fetch `Request` the fast path aborts itself, whose `signal` is made only if it is read. */
+interface AbortableRequest extends Request {
+  /** Aborts `signal` (now, or when it is first read). */
+  abort(): void;
+}
+
+/**
+ * `Base` (graphql-yoga's `Request` class) with a `signal` made at its first read rather than
+ * passed in: an `AbortController` and its signal cost about 3 µs to create, and the fast path's
+ * own hooks learn of an abort from {@link FastPathHooks.requestAborted}, so a request whose signal
+ * nothing reads never makes one. A signal read after the abort is already aborted.
+ */
+function abortableRequestClass(Base: typeof Request): new (url: string, init: RequestInit) => AbortableRequest {
+  class FastPathRequest extends Base {
+    #controller: AbortController | undefined;
+    #aborted = false;
+
+    abort(): void {
+      this.#aborted = true;
+      this.#controller?.abort();
+    }
+
+    override get signal(): AbortSignal {
+      if (!this.#controller) {
+        this.#controller = new AbortController();
+        if (this.#aborted) this.#controller.abort();
+      }
+      return this.#controller.signal;
+    }
+  }
+  return FastPathRequest;
+}
+
+/** The body as a JSON object (graphql-yoga checks its fields), or undefined for anything else. */
+function jsonObject(body: Buffer): GraphQLParams | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as GraphQLParams) : undefined;
+}
+
+/** graphql-yoga's result processors, in the order it tries them for a non-subscription request. */
+const PROCESSORS: readonly (readonly string[])[] = [
+  ['text/event-stream'],
+  ['multipart/mixed'],
+  ['application/graphql-response+json', 'application/json'],
+];
+
+/**
+ * The media type graphql-yoga answers a single (non-streaming) result with for this `Accept`
+ * header, when it is one of its regular processor's; undefined when it would pick another
+ * processor (server-sent events, multipart) or none (406). The same algorithm as graphql-yoga's
+ * `useResultProcessors`: the accepted types in reverse order, the last match winning.
+ */
+export function regularMediaType(accept: string): RegularMediaType | undefined {
+  const asked: string[] = [];
+  for (const entry of (accept || '*/*').replace(/\s/g, '').toLowerCase().split(',')) {
+    const [mediaType = '', ...parameters] = entry.split(';');
+    const charset = parameters.find((parameter) => parameter.includes('charset=')) ?? 'charset=utf-8';
+    if (charset === 'charset=utf-8') asked.push(mediaType);
+  }
+  asked.reverse();
+  let chosen: string | undefined;
+  for (const processor of PROCESSORS) {
+    for (const requested of asked) {
+      for (const offered of processor) if (matches(offered, requested)) chosen = offered;
+    }
+  }
+  return chosen === 'application/json' || chosen === 'application/graphql-response+json' ? chosen : undefined;
+}
+
+function matches(offered: string, requested: string): boolean {
+  const [offeredType, offeredSubtype] = offered.split('/');
+  const [type, subtype] = requested.split('/');
+  return (type === '*' || type === offeredType) && (subtype === '*' || subtype === offeredSubtype);
+}

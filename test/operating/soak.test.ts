@@ -1,0 +1,49 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+interface SoakSummary {
+  requests: number;
+  responses: Record<string, number>;
+  faults: { backendsTerminated: number; postgresRestarts: number };
+  connectionsPeak: number;
+  connectionsLimit: number;
+  connectionsAfter: number;
+  idleInTransactionAfter: number;
+  writes: { sent: number; acknowledged: number; failed: number; lost: number; phantom: number };
+  problems: string[];
+}
+
+describe('a short soak: load with backends killed and PostgreSQL restarted', () => {
+  it('stays within the pool, loses no acknowledged write, and answers every request with a known code', { timeout: 120_000 }, async () => {
+    const { stdout } = await promisify(execFile)(
+      'npm',
+      ['run', '--silent', 'soak', '--', '--seconds', '15', '--connections', '64'],
+      { cwd: REPO_ROOT, timeout: 110_000, env: { ...process.env, POOL_SIZE: '5', POOL_MAX_OVERFLOW: '10' } },
+    ).catch((error: { stdout?: string; stderr?: string }) => {
+      throw new Error(`soak failed:\n${error.stdout ?? ''}\n${error.stderr ?? ''}`);
+    });
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as SoakSummary;
+    console.info(`soak 15 s x 64: ${JSON.stringify(summary)}`);
+
+    expect(summary.problems).toEqual([]);
+    // The faults really happened, and the load really ran.
+    expect(summary.faults.postgresRestarts).toBeGreaterThanOrEqual(1);
+    expect(summary.faults.backendsTerminated).toBeGreaterThan(0);
+    expect(summary.requests).toBeGreaterThan(500);
+    // Counted, not assumed: within the pool during the soak, back to POOL_SIZE or fewer after it.
+    expect(summary.connectionsPeak).toBeLessThanOrEqual(summary.connectionsLimit);
+    expect(summary.connectionsAfter).toBeLessThanOrEqual(5);
+    expect(summary.idleInTransactionAfter).toBe(0);
+    expect(summary.writes.acknowledged).toBeGreaterThan(0);
+    expect(summary.writes).toMatchObject({ lost: 0, phantom: 0 });
+    // Every request got an answer: data, or a coded "try again".
+    const unexpected = Object.keys(summary.responses).filter(
+      (key) => !['200', '503 DATABASE_UNAVAILABLE', '503 DATABASE_BUSY'].includes(key),
+    );
+    expect(unexpected).toEqual([]);
+  });
+});

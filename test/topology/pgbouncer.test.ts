@@ -1,0 +1,273 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrateToLatest } from '../../src/db/setup/migrate.js';
+import { withOneConnection } from '../../src/db/setup/one-connection.js';
+import { DEFAULT_SEED_SIZE, seed } from '../../src/db/setup/seed.js';
+import {
+  APP_ROLE,
+  freePorts,
+  type PgBouncer,
+  type PoolgraphInstance,
+  type PostgresServer,
+  startPgBouncer,
+  startPoolgraph,
+  startPostgres,
+} from '../support/cluster.js';
+import { startTestServer } from '../support/server.js';
+import { W1, W2, W3 } from '../support/workloads.js';
+
+/**
+ * poolgraph behind a real PgBouncer 1.18 (transaction mode, pool 4, only the pool settings and
+ * `ignore_startup_parameters = extra_float_digits`) in front of a real PostgreSQL primary, all on
+ * 127.0.0.1: the connection count seen by PostgreSQL, one backend per multi-statement request,
+ * and statement timeouts that hold without startup parameters.
+ */
+
+const W4 = 'mutation { createItem(input: { number: 7, label: "x", categoryId: "1" }) { id } }';
+const PGBOUNCER_POOL_SIZE = 4;
+const STATEMENT_TIMEOUT_MS = 1_000;
+const LOAD_MS = 8_000;
+const LOOPS_PER_INSTANCE = 4;
+/** A cap on each loop's requests, so a loop ends even if the clock misbehaves. */
+const MAX_REQUESTS_PER_LOOP = 4_000;
+
+interface Body {
+  data?: Record<string, unknown> | null;
+  errors?: { message: string; extensions?: { code?: string } }[];
+}
+
+async function post(url: string, query: string): Promise<{ status: number; body: Body }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify({ query }),
+  });
+  return { status: response.status, body: (await response.json()) as Body };
+}
+
+/** The app role's backends on the primary right now (through PgBouncer they are PgBouncer's). */
+async function appBackends(admin: pg.Client): Promise<number> {
+  const { rows } = await admin.query<{ count: number }>(
+    'select count(*)::int as count from pg_stat_activity where usename = $1',
+    [APP_ROLE],
+  );
+  return rows[0]?.count ?? 0;
+}
+
+let primary: PostgresServer;
+let pgbouncer: PgBouncer;
+let instances: PoolgraphInstance[] = [];
+let spare: number[] = [];
+/** The primary's log lines, with `[pid] user` in their prefix once test 2 sets it. */
+const primaryLog: string[] = [];
+
+beforeAll(async () => {
+  const [primaryPort, pgbouncerPort, ...instancePorts] = await freePorts(6);
+  primary = await startPostgres({ port: primaryPort!, onLine: (line) => primaryLog.push(line) });
+  await migrateToLatest(primary.url);
+  await withOneConnection(primary.url, (db) => seed(db, DEFAULT_SEED_SIZE));
+  pgbouncer = await startPgBouncer({ target: primary.app, port: pgbouncerPort!, poolSize: PGBOUNCER_POOL_SIZE, maxClientConn: 100 });
+  const started = await Promise.allSettled(
+    instancePorts.slice(0, 2).map((port, index) =>
+      startPoolgraph({
+        name: `instance-${index + 1}`,
+        port,
+        env: {
+          DATABASE_URL: pgbouncer.url,
+          DATABASE_POOLER: 'transaction',
+          POOL_SIZE: '4',
+          POOL_MAX_OVERFLOW: '0',
+          POOL_TIMEOUT_MS: '10000',
+          STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
+        },
+      }),
+    ),
+  );
+  instances = started.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
+  spare = instancePorts.slice(2);
+  const failed = started.find((outcome) => outcome.status === 'rejected');
+  if (failed) throw failed.reason;
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.allSettled(instances.map((instance) => instance.stop()));
+  await pgbouncer?.destroy();
+  await primary?.destroy();
+}, 60_000);
+
+describe('behind PgBouncer in transaction mode (pool 4), two instances of POOL_SIZE=4', () => {
+  it('migrates through PgBouncer, processes starting together, and leaves no migration lock held', async () => {
+    // Both instances migrated through PgBouncer as they started (beforeAll); then five rounds of
+    // five at once (bounded: 25 migrations, each a no-op).
+    // Kysely's session-level lock could be released on another server connection than the one
+    // holding it, and stay held there: the next start then waited on it.
+    for (let round = 0; round < 5; round += 1) {
+      const applied = await Promise.all(Array.from({ length: 5 }, () => migrateToLatest(pgbouncer.url)));
+      expect(applied).toEqual([[], [], [], [], []]);
+    }
+    const locks = await primary.query<{ held: number }>("select count(*)::int as held from pg_locks where locktype = 'advisory'");
+    expect(locks).toEqual([{ held: 0 }]);
+  });
+
+  it(
+    'answers W1–W4, and under 8 s of mixed load from both the primary never holds more than 4 app backends and no request fails',
+    async () => {
+      let writes = 0;
+      for (const instance of instances) {
+        const w1 = await post(instance.graphqlUrl, W1);
+        expect(w1.status, JSON.stringify(w1.body)).toBe(200);
+        expect((w1.body.data?.items as { number: number }[]).map((item) => item.number)).toEqual(
+          Array.from({ length: 20 }, (_, index) => index + 1),
+        );
+        const w2 = await post(instance.graphqlUrl, W2);
+        expect(w2.body.errors).toBeUndefined();
+        const categories = w2.body.data?.categories as { name: string; itemCount: number; items: { category: { name: string } }[] }[];
+        expect(categories).toHaveLength(20);
+        for (const category of categories) {
+          // W4 adds its items to category 1.
+          expect(category.itemCount).toBe(DEFAULT_SEED_SIZE.itemsPerCategory + (category.name === 'category-1' ? writes : 0));
+          expect(category.items).toHaveLength(10);
+          for (const item of category.items) expect(item.category.name).toBe(category.name);
+        }
+        const w3 = await post(instance.graphqlUrl, W3);
+        expect(w3.body.errors).toBeUndefined();
+        expect(Object.values(w3.body.data ?? {}).filter((item) => item !== null)).toHaveLength(20);
+        const w4 = await post(instance.graphqlUrl, W4);
+        expect(w4.body.errors).toBeUndefined();
+        expect((w4.body.data?.createItem as { id: string }).id).toMatch(/^\d+$/);
+        writes++;
+      }
+
+      const admin = new pg.Client({ connectionString: primary.superuserUrl });
+      admin.on('error', () => undefined);
+      await admin.connect();
+      const samples: number[] = [];
+      const failures: string[] = [];
+      const requests = instances.map(() => 0);
+      const workloads = [W1, W2, W3, W4];
+      const deadline = Date.now() + LOAD_MS;
+      let loading = true;
+      try {
+        const poller = (async () => {
+          while (loading && Date.now() < deadline + 2_000) {
+            samples.push(await appBackends(admin));
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        })();
+        const loops = instances.flatMap((instance, index) =>
+          Array.from({ length: LOOPS_PER_INSTANCE }, async (_, loop) => {
+            for (let n = 0; n < MAX_REQUESTS_PER_LOOP && Date.now() < deadline; n++) {
+              const query = workloads[(n + loop) % workloads.length]!;
+              try {
+                const { status, body } = await post(instance.graphqlUrl, query);
+                if (status !== 200 || body.errors) failures.push(`${instance.name}: ${status} ${JSON.stringify(body.errors)}`);
+              } catch (error) {
+                failures.push(`${instance.name}: ${String(error)}`);
+              }
+              requests[index]!++;
+            }
+          }),
+        );
+        await Promise.all(loops);
+        loading = false;
+        await poller;
+      } finally {
+        loading = false;
+        await admin.end();
+      }
+      const seconds = LOAD_MS / 1_000;
+      console.log(
+        `[pgbouncer] ${requests.reduce((a, b) => a + b, 0)} requests in ${seconds} s ` +
+          `(${requests.map((count, index) => `instance-${index + 1}: ${(count / seconds).toFixed(0)} req/s`).join(', ')}), ` +
+          `${failures.length} failed; app backends on the primary: peak ${Math.max(...samples)} over ${samples.length} samples every ~50 ms`,
+      );
+      expect(failures.slice(0, 5)).toEqual([]);
+      expect(samples.length).toBeGreaterThan(50);
+      expect(Math.max(...samples)).toBeLessThanOrEqual(PGBOUNCER_POOL_SIZE);
+      expect(Math.max(...samples)).toBeGreaterThan(0);
+    },
+    60_000,
+  );
+
+  it(
+    'runs every statement of a W2 request on one server backend (the statements PostgreSQL logged carry the pid backendPid returned)',
+    async () => {
+      // An in-process server with the test-only backendPid field, through the same PgBouncer.
+      const server = await startTestServer(pgbouncer.url, { pooler: 'transaction', size: 4, maxOverflow: 0 });
+      try {
+        await primary.query("alter system set log_statement = 'all'");
+        await primary.query("alter system set log_line_prefix = '[%p] %u '");
+        await primary.query('select pg_reload_conf()');
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const from = primaryLog.length;
+        const query = '{ categories(first: 20) { name itemCount items(first: 10) { id category { name } } } backendPid }';
+        const { body } = await server.graphql(query);
+        expect(body.errors).toBeUndefined();
+        const pid = body.data?.backendPid as number;
+        expect(pid).toBeGreaterThan(0);
+        // PostgreSQL logs each statement before it runs it, but the lines reach us through a pipe:
+        // wait (bounded) until the COMMIT of this request has arrived.
+        for (let waited = 0; waited < 5_000; waited += 50) {
+          if (primaryLog.slice(from).some((line) => /LOG:\s+(?:statement|execute [^:]*): commit/.test(line))) break;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        // A statement of several lines logs its first with the prefix, the rest indented after it.
+        const entries: { pid: number; user: string; text: string }[] = [];
+        for (const line of primaryLog.slice(from)) {
+          const match = /^\[(\d+)\] (\S*) LOG:\s+(?:statement|execute [^:]*): (.*)$/.exec(line);
+          if (match) entries.push({ pid: Number(match[1]), user: match[2]!, text: match[3]! });
+          else if (/^\s/.test(line) && entries.length > 0) entries[entries.length - 1]!.text += ` ${line.trim()}`;
+        }
+        const logged = entries.filter((entry) => entry.user === APP_ROLE);
+        console.log(`[pgbouncer] W2 + backendPid: backend ${pid}; statements logged:\n${logged.map((s) => `  [${s.pid}] ${s.text.slice(0, 110)}`).join('\n')}`);
+        const loads = logged.filter((statement) => /\bcategories\b|\bitems\b|pg_backend_pid/.test(statement.text));
+        // categories with their counts, their items (the items' categories come from the loader's
+        // cache) and pg_backend_pid(): 3 statements besides BEGIN/COMMIT, all on one backend.
+        expect(loads.length).toBeGreaterThanOrEqual(3);
+        expect(loads.some((statement) => statement.text.includes('pg_backend_pid'))).toBe(true);
+        expect(new Set(logged.map((statement) => statement.pid))).toEqual(new Set([pid]));
+
+        // 20 of them at once through a pool of 4 on each side: all answer, each on some backend.
+        const results = await Promise.all(Array.from({ length: 20 }, () => server.graphql(query)));
+        expect(results.map((result) => result.body.errors)).toEqual(results.map(() => undefined));
+        const pids = new Set(results.map((result) => result.body.data?.backendPid));
+        expect(pids.size).toBeLessThanOrEqual(PGBOUNCER_POOL_SIZE);
+      } finally {
+        await primary.query('alter system reset log_statement');
+        await primary.query('alter system reset log_line_prefix');
+        await primary.query('select pg_reload_conf()');
+        await server.close();
+      }
+    },
+    30_000,
+  );
+
+  it(
+    'cuts off a write blocked by a lock with STATEMENT_TIMEOUT within STATEMENT_TIMEOUT_MS + 1 s, and serves W1 afterwards',
+    async () => {
+      const locker = new pg.Client({ connectionString: primary.url });
+      await locker.connect();
+      let elapsed: number;
+      try {
+        await locker.query('begin');
+        await locker.query('lock table items in access exclusive mode');
+        const started = Date.now();
+        const { body } = await post(instances[0]!.graphqlUrl, 'mutation { createItem(input: { number: 8, label: "blocked-by-lock" }) { id } }');
+        elapsed = Date.now() - started;
+        expect(body.errors?.[0]?.extensions?.code, JSON.stringify(body)).toBe('STATEMENT_TIMEOUT');
+        expect(elapsed).toBeLessThan(STATEMENT_TIMEOUT_MS + 1_000);
+      } finally {
+        await locker.query('rollback');
+        await locker.end();
+      }
+      console.log(`[pgbouncer] a write blocked by a lock failed with STATEMENT_TIMEOUT after ${elapsed} ms (STATEMENT_TIMEOUT_MS=${STATEMENT_TIMEOUT_MS})`);
+      const w1 = await post(instances[0]!.graphqlUrl, W1);
+      expect(w1.body.errors).toBeUndefined();
+      expect(w1.body.data?.items).toHaveLength(20);
+      const [row] = await primary.query<{ count: number }>("select count(*)::int as count from items where label = 'blocked-by-lock'");
+      expect(row?.count).toBe(0);
+    },
+    20_000,
+  );
+});
