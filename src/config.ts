@@ -1,7 +1,7 @@
 import type { LevelWithSilent } from 'pino';
 import { z } from 'zod';
 import type { PoolSettings } from './db/pools/pool.js';
-import { DEFAULT_LIMITS, type Limits } from './graphql/plugins/use-limits.js';
+import { DEFAULT_LIMITS, type Limits } from './limits.js';
 
 /** Every setting of poolgraph, parsed and validated once from the environment. */
 export interface Config {

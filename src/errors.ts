@@ -1,4 +1,5 @@
 import { GraphQLError } from 'graphql';
+import { maskError } from 'graphql-yoga';
 
 /**
  * The stable `extensions.code` values a client can branch on. graphql-yoga adds its own for parse
@@ -180,4 +181,17 @@ export function withExtensions(error: GraphQLError, extensions: Record<string, u
     originalError: error.originalError ?? null,
     extensions,
   });
+}
+
+/**
+ * graphql-yoga's `maskError`, keeping the error it hides as the masked error's `cause`
+ * (not enumerable, and not part of `toJSON()`, so clients never see it) for
+ * the request log (`useRequestLog`) to log with the request id.
+ */
+export function maskErrorKeepingCause(error: unknown, message: string, isDev?: boolean): Error {
+  const masked = maskError(error, message, isDev);
+  if (masked !== error) {
+    Object.defineProperty(masked, 'cause', { value: error, enumerable: false, configurable: true });
+  }
+  return masked;
 }

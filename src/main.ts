@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics } from 'prom-client';
 import { createServer } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
-import { checkConnectionBudget } from './db/pools/connection-budget.js';
+import { checkConnectionBudget } from './db/setup/connection-budget.js';
 import { migrateToLatest } from './db/setup/migrate.js';
 import { withOneConnection } from './db/setup/one-connection.js';
 import { describeDatabaseUrl, openDatabase } from './db/setup/open-database.js';

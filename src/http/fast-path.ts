@@ -6,7 +6,7 @@ import { type GraphQLParams, isAsyncIterable, processRegularResult, type YogaSer
 import type { Logger } from 'pino';
 import type { RequestContext } from '../graphql/context.js';
 import type { FastPathHooks } from './request-lifecycle.js';
-import { maskErrorKeepingCause } from '../graphql/plugins/use-request-log.js';
+import { maskErrorKeepingCause } from '../errors.js';
 
 /** What graphql-yoga's Node adapter passes as the server context (see `ServerContext` in app.ts). */
 interface NodeServerContext {

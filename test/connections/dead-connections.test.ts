@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PRE_PING_AFTER_IDLE_MS } from '../../src/db/request/request-scope.js';
+import { PRE_PING_AFTER_IDLE_MS } from '../../src/db/request/request-connection.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';

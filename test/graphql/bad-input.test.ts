@@ -5,7 +5,7 @@ import { getIntrospectionQuery } from 'graphql';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from '../../src/app.js';
-import { DEFAULT_LIMITS } from '../../src/graphql/plugins/use-limits.js';
+import { DEFAULT_LIMITS } from '../../src/limits.js';
 import { eventually, startTestServer, TEST_POOL, type TestServer, useTestEnvironment } from '../support/server.js';
 import { W1, W2, W3 } from '../support/workloads.js';
 

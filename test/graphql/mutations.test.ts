@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { poolSource, RequestScope } from '../../src/db/request/request-scope.js';
+import { poolSource } from '../../src/db/request/connection-source.js';
+import { RequestScope } from '../../src/db/request/request-scope.js';
 import { useTestEnvironment } from '../support/server.js';
 
 const t = useTestEnvironment();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
-import { DEFAULT_LIMITS } from '../../src/graphql/plugins/use-limits.js';
+import { DEFAULT_LIMITS } from '../../src/limits.js';
 import { readPersistedDocumentsManifest } from '../../src/graphql/persisted-documents-manifest.js';
 
 function problemsOf(env: Record<string, string>): string[] {

@@ -8,7 +8,7 @@ import {
   logConnectionBudget,
   readServerConnections,
   type ServerConnections,
-} from '../../src/db/pools/connection-budget.js';
+} from '../../src/db/setup/connection-budget.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { bannerPort, npmStart, type NpmStart, output, stopWithSigterm } from '../support/npm-start.js';
 import { unusedPort } from '../support/tcp-proxy.js';

@@ -41,14 +41,6 @@ export type Pooler = 'none' | 'transaction';
 /** How much longer than `statement_timeout` the client waits before giving up on a statement. */
 const QUERY_TIMEOUT_MARGIN_MS = 1_000;
 
-/** The message pg-pool rejects `connect()` with when `connectionTimeoutMillis` elapses. */
-export const POOL_TIMEOUT_MESSAGE = 'timeout exceeded when trying to connect';
-
-/** True when `error` is pg-pool's "no connection became free in time" (its connect timeout). */
-export function isPoolTimeout(error: unknown): boolean {
-  return error instanceof Error && error.message === POOL_TIMEOUT_MESSAGE;
-}
-
 /** The `application_name` our connections carry, so operators (and tests) can find them. */
 export const APPLICATION_NAME = 'poolgraph';
 

@@ -2,8 +2,8 @@ import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { isPoolTimeout, POOL_TIMEOUT_MESSAGE } from './pool.js';
-import type { ConnectionSource } from '../request/request-scope.js';
+import { isPoolTimeout, POOL_TIMEOUT_MESSAGE } from '../request/connection-failures.js';
+import type { ConnectionSource } from '../request/connection-source.js';
 
 /** Options of {@link ReplicaRouter}. */
 export interface ReplicaRouterOptions {

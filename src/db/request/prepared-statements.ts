@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { queryNamed } from './pg-protocol.js';
 
 /**
  * The most statement texts given a name: poolgraph's own statements, registered by
@@ -24,8 +25,8 @@ export function registerPreparedStatement(sql: string): void {
  * The name `sql` runs under as a named prepared statement, or undefined for a statement that was
  * not registered. pg sends a named statement's Parse once per connection (it remembers the names
  * each connection has parsed) and PostgreSQL keeps its plan, so each later run of the same text on
- * that connection is Bind/Execute only: PostgreSQL spent 0.06-0.08 ms planning each of W2's two
- * statements, on a box whose two cores it shares with the server (docs/benchmarks-profile.md).
+ * that connection is Bind/Execute only: PostgreSQL plans it once per connection instead of at every
+ * run (what that saves is measured in docs/benchmarks-profile.md).
  */
 export function preparedName(sql: string): string | undefined {
   return names.get(sql);
@@ -43,4 +44,29 @@ export function isStalePreparedStatement(error: unknown): boolean {
     error instanceof pg.DatabaseError &&
     (error.code === '26000' || (error.code === '0A000' && /cached plan must not change result type/.test(error.message)))
   );
+}
+
+/**
+ * Runs one statement on `client`: as the named prepared statement `name` when given, else
+ * unnamed. A named statement PostgreSQL refuses as stale did not run: `onStale` is told (the
+ * connection's record of what it parsed is wrong now, so it must not be pooled again) and,
+ * outside a transaction block, the statement runs once more unnamed (`onStale`'s `rerun`).
+ */
+export async function runStatement(
+  client: pg.PoolClient,
+  name: string | undefined,
+  sql: string,
+  parameters: readonly unknown[],
+  onStale: (error: unknown, rerun: boolean) => void,
+): Promise<pg.QueryResult> {
+  if (name === undefined) return client.query(sql, [...parameters]);
+  try {
+    return await queryNamed(client, name, sql, [...parameters]);
+  } catch (error) {
+    if (!isStalePreparedStatement(error)) throw error;
+    const rerun = client.getTransactionStatus() === 'I';
+    onStale(error, rerun);
+    if (!rerun) throw error;
+    return client.query(sql, [...parameters]);
+  }
 }

@@ -1,53 +1,16 @@
-import { performance } from 'node:perf_hooks';
 import type { Kysely } from 'kysely';
-import pg from 'pg';
-import { DatabaseBusyError, DatabaseUnavailableError, StatementTimeoutError, WritesRolledBackError } from '../../errors.js';
-import { isPoolTimeout } from '../pools/pool.js';
-import { isStalePreparedStatement, preparedName } from './prepared-statements.js';
+import type pg from 'pg';
+import { DatabaseBusyError, DatabaseUnavailableError, StatementTimeoutError } from '../../errors.js';
 import type { Database } from '../schema.js';
-import { createScopeDb } from './scope-dialect.js';
+import { isConnectionFailure, isStatementTimeout } from './connection-failures.js';
+import type { ConnectionSource } from './connection-source.js';
+import { queryWithPrefix } from './pg-protocol.js';
+import { preparedName, runStatement } from './prepared-statements.js';
+import { RequestConnection, type RequestScopeStats, WRITE_STATEMENT } from './request-connection.js';
+import { createScopeDb, type StatementTarget } from './scope-dialect.js';
+import { type PoolerSettings, TransactionPoolerSemantics } from './transaction-pooler.js';
 
-/** What one request did with the database, reported when its scope is released. */
-export interface RequestScopeStats {
-  /** SQL statements sent, `BEGIN`/`COMMIT`/`ROLLBACK` included. */
-  statements: number;
-  /**
-   * Connections taken from the pool: 0 for a request that ran no SQL, otherwise 1 — or 2 when the
-   * first was found dead at its first statement and replaced (`retried`).
-   */
-  connectionsTaken: number;
-  /** True when the request's first connection was dead and its first statement ran again. */
-  retried: boolean;
-  /** `pg_backend_pid()` of the connection the request used, or null when it took none. */
-  backendPid: number | null;
-  /** Time spent waiting for the pool to hand out the connection, in milliseconds. */
-  acquireWaitMs: number;
-  /** True when no connection became free within the pool's timeout (`DATABASE_BUSY`). */
-  acquireTimedOut: boolean;
-  /** Time the connection was held, from acquire to release, in milliseconds. */
-  heldMs: number;
-  /** True when the connection was destroyed on release instead of returned (it broke). */
-  destroyed: boolean;
-}
-
-/**
- * Where a scope takes its connection: a pool, or a {@link ReplicaRouter}-like source that may
- * hand read-only operations a connection to a replica.
- */
-export interface ConnectionSource {
-  /** Takes a connection; a `readOnly` scope may be given one to a read replica. */
-  connect(readOnly: boolean): Promise<pg.PoolClient>;
-  /**
-   * Told when a connection it handed out turned out to be broken (the scope then destroys it and,
-   * for a first read, asks for another), so a source can stop using a replica that went away.
-   */
-  connectionFailed?(client: pg.PoolClient, error: unknown): void;
-}
-
-/** A {@link ConnectionSource} over one pool: every scope takes its connection from it. */
-export function poolSource(pool: pg.Pool): ConnectionSource {
-  return { connect: () => pool.connect() };
-}
+export type { RequestScopeStats } from './request-connection.js';
 
 /** Options of {@link RequestScope}. */
 export interface RequestScopeOptions {
@@ -59,16 +22,9 @@ export interface RequestScopeOptions {
   onObserverError?: (error: unknown) => void;
   /**
    * Set when a pooler in transaction mode (PgBouncer) sits between the pool and PostgreSQL
-   * (`DATABASE_POOLER=transaction`). It gives each transaction a server connection of its choice
-   * and refuses timeouts as startup parameters, so:
-   * - the timeouts are set with `SET LOCAL`: in the operation's transaction, or, for a statement
-   *   outside one, pipelined before it in the same round trip (one implicit transaction);
-   * - an operation that may run several statements (see {@link RequestScope.planStatements}) runs
-   *   them in ONE transaction, so they all run on one server connection (I1 on the server side);
-   *   its writes each get a savepoint, so a failed write leaves the others standing, as it would
-   *   outside the transaction.
+   * (`DATABASE_POOLER=transaction`): see {@link TransactionPoolerSemantics}.
    */
-  pooler?: { statementTimeoutMs: number; idleInTransactionTimeoutMs: number };
+  pooler?: PoolerSettings;
   /**
    * Runs poolgraph's own statements as named prepared statements (see `preparedName`): parsed
    * and planned once per connection instead of at every run. Only where each pooled connection is
@@ -86,46 +42,35 @@ export class RequestFinishedError extends Error {
   }
 }
 
-/** A statement that may change rows (Kysely writes them in lower case; a CTE may hide a write). */
-const WRITE_STATEMENT = /^\s*(insert|update|delete|merge|with)\b/i;
-
-/** A write on a connection idle at least this long is preceded by a ping (see `#needsPrePing`). */
-export const PRE_PING_AFTER_IDLE_MS = 250;
-
-/** When each healthy connection last went back to the pool (`performance.now()`). */
-const lastReturned = new WeakMap<pg.PoolClient, number>();
-
-/** A settled promise shared by every scope as "nothing to wait for" (two fewer objects a request). */
+/** "Nothing to wait for", shared by every scope. */
 const SETTLED: Promise<void> = Promise.resolve();
-
 
 /**
  * The database side of one request: a Kysely instance (`db`) whose every statement runs on the
- * same pooled connection. The connection is taken lazily, at the first statement, so a request
- * that runs no SQL takes none; `release()` returns it on every path.
+ * same pooled connection (a {@link RequestConnection}), taken lazily at the first statement, so a
+ * request that runs no SQL takes none; `release()` returns it on every path. Its lifecycle:
+ * - **acquire**: the first statement takes the connection;
+ * - **serialize**: statements run one at a time, in call order, and transactions one after the
+ *   other (two resolvers of the same request cannot interleave `BEGIN`s on the one connection;
+ *   statements sent outside the transaction while it is open join it, since they share it);
+ * - **release**: refuses new statements outside a transaction, waits for the statements in
+ *   flight and for an open transaction to finish, then returns the connection, or destroys it
+ *   when it broke or would go back with a transaction open. Only then can no statement of this
+ *   request land on a connection another request is using. Safe while resolvers still run.
  *
- * Release is safe to call while resolvers are still running (a client abort, an error that
- * short-circuited execution): it refuses new statements outside a transaction, waits for the
- * statements in flight and for an open transaction to finish, then returns the connection. A
- * connection that broke, or that would go back with a transaction still open, is destroyed
- * instead (pg-pool resets nothing on release). Only then can no statement of this request land on
- * a connection another request is using.
- *
- * Transactions of one scope are serialised: two resolvers of the same request cannot interleave
- * `BEGIN`s on the one connection. Statements of the same request that run outside the transaction
- * while it is open join it, since they share the connection.
+ * Its other jobs live beside it: the connection and its retries in ./request-connection.ts, what
+ * a failure means in ./connection-failures.ts, the transaction pooler's rules in
+ * ./transaction-pooler.ts, prepared statements in ./prepared-statements.ts, pg's internals in
+ * ./pg-protocol.ts.
  */
-export class RequestScope {
-  /**
-   * Kysely bound to this request's connection. Never use it after the response has finished.
-   * Cheap to make: only its executor is per request; compiler, adapter and driver are shared by
-   * the process (see `createScopeDb`).
-   */
+export class RequestScope implements StatementTarget {
+  /** Kysely bound to this request's connection. Never use it after the response has finished. */
   readonly db: Kysely<Database>;
 
-  readonly #source: ConnectionSource;
+  readonly #connection: RequestConnection;
+  readonly #preparedStatements: boolean;
+  readonly #pooler: TransactionPoolerSemantics | undefined;
   readonly #options: RequestScopeOptions;
-  #client: Promise<pg.PoolClient> | undefined;
   #state: 'open' | 'closing' | 'closed' = 'open';
   #released: Promise<void> | undefined;
   #inFlight = 0;
@@ -134,45 +79,20 @@ export class RequestScope {
   #transactionOwner: object | undefined;
   #transactionLock: Promise<void> = SETTLED;
   #unlockTransaction: (() => void) | undefined;
-  #connectionsTaken = 0;
-  #answeredOnConnection = 0;
   #writes = false;
-  #retried = false;
   #whenQuiet: (() => void) | undefined;
-  #broken: unknown;
-  /** A named statement was refused as stale on this connection: destroy it at release. */
-  #stalePreparedStatement: unknown;
-  #statements = 0;
-  #backendPid: number | null = null;
-  #acquireWaitMs = 0;
-  #acquireTimedOut = false;
-  #acquiredAt = 0;
-  #heldMs = 0;
-
-  #readOnly = false;
-  /** Behind a transaction pooler: the operation's own transaction, wanted, open, or neither. */
-  #operationTransaction: 'none' | 'wanted' | 'open' = 'none';
-  /** A write of the operation's transaction succeeded (a COMMIT that rolls back loses it). */
-  #wroteInOperation = false;
 
   constructor(source: ConnectionSource, options: RequestScopeOptions) {
-    this.#source = source;
+    this.#connection = new RequestConnection(source, options.poolTimeoutMs);
+    this.#preparedStatements = options.preparedStatements ?? false;
+    this.#pooler = options.pooler ? new TransactionPoolerSemantics(options.pooler) : undefined;
     this.#options = options;
     this.db = createScopeDb(this);
   }
 
   /** What this request did with the database so far. */
   get stats(): RequestScopeStats {
-    return {
-      statements: this.#statements,
-      connectionsTaken: this.#connectionsTaken,
-      retried: this.#retried,
-      backendPid: this.#backendPid,
-      acquireWaitMs: this.#acquireWaitMs,
-      acquireTimedOut: this.#acquireTimedOut,
-      heldMs: this.#heldMs,
-      destroyed: this.#broken !== undefined,
-    };
+    return this.#connection.stats;
   }
 
   /**
@@ -192,27 +112,26 @@ export class RequestScope {
     this.#lastStatement = new Promise((resolve) => (done = resolve));
     try {
       await previous;
-      let client = await this.#connection();
-      if (this.#needsPrePing(sql, client)) client = await this.#prePing(client);
-      if (this.#operationTransaction === 'wanted') client = await this.#beginOperationTransaction(client);
-      // Inside the operation's transaction a failed statement would abort every later one: a
-      // write gets a savepoint to roll back to, as a write outside it fails alone.
-      const savepoint = this.#operationTransaction === 'open' && this.#transactionOwner === undefined && WRITE_STATEMENT.test(sql);
+      const connection = this.#connection;
+      let client = await connection.client();
+      if (this.#writes && connection.needsPrePing(sql, client)) client = await connection.prePing(client);
+      if (this.#pooler?.wanted) client = await this.#beginOperationTransaction(client, this.#pooler);
+      const savepoint = this.#pooler?.needsWriteSavepoint(sql, this.#transactionOwner !== undefined) ?? false;
       if (savepoint) await this.#send(client, 'savepoint poolgraph_write');
       try {
         const result = await this.#send(client, sql, parameters);
-        if (this.#operationTransaction === 'open' && WRITE_STATEMENT.test(sql)) this.#wroteInOperation = true;
+        this.#pooler?.succeeded(sql);
         return result;
       } catch (error) {
         if (savepoint && !isConnectionFailure(error)) {
           await this.#send(client, 'rollback to savepoint poolgraph_write').catch((rollbackFailed: unknown) => {
-            this.#broken ??= rollbackFailed;
+            connection.markBroken(rollbackFailed);
           });
         }
         if (!this.#mayRetry(sql, error)) throw error;
         // The connection was dead before this request used it (the server restarted, a proxy
         // dropped it): nothing ran, so run the statement once more on a fresh connection.
-        const fresh = await this.#replaceDeadConnection(client, error);
+        const fresh = await connection.replaceDead(client, error);
         return await this.#send(fresh, sql, parameters);
       }
     } catch (error) {
@@ -226,15 +145,12 @@ export class RequestScope {
 
   /**
    * Says, before the operation's first statement, whether it may run more than one statement
-   * (`runsAtMostOneStatement` in src/db/request/statement-plan.ts). Behind a transaction pooler an operation
-   * of several statements runs them in one transaction, begun at its first statement and
-   * committed by {@link finish}; one of a single statement pays no BEGIN/COMMIT. Without a pooler
-   * this changes nothing.
+   * (`runsAtMostOneStatement` in ./statement-plan.ts). Behind a transaction pooler an operation of
+   * several statements runs them in one transaction, committed by {@link finish}; one of a single
+   * statement pays no BEGIN/COMMIT. Without a pooler this changes nothing.
    */
   planStatements(atMostOne: boolean): void {
-    if (this.#options.pooler && !atMostOne && this.#operationTransaction === 'none' && this.#client === undefined) {
-      this.#operationTransaction = 'wanted';
-    }
+    this.#pooler?.plan(atMostOne, this.#connection.requested);
   }
 
   /**
@@ -243,22 +159,20 @@ export class RequestScope {
    * Nothing to do otherwise.
    */
   async finish(): Promise<void> {
-    if (this.#operationTransaction !== 'open') return;
+    const pooler = this.#pooler;
+    if (!pooler?.open) return;
     await this.#lastStatement;
-    if (this.#operationTransaction !== 'open') return;
-    const client = await this.#connection();
+    if (!pooler.open) return;
+    const client = await this.#connection.client();
     try {
-      const result = await this.#send(client, 'commit');
-      // A statement failed and aborted the transaction (its error is in the response already).
-      // Reads lose nothing; writes that reported success were undone, which the client must learn.
-      if (result.command === 'ROLLBACK' && this.#wroteInOperation) throw new WritesRolledBackError();
+      pooler.committed((await this.#send(client, 'commit')).command);
     } catch (error) {
-      this.#broken ??= error;
+      this.#connection.markBroken(error);
       throw error instanceof DatabaseUnavailableError || !isConnectionFailure(error)
         ? error
         : new DatabaseUnavailableError(error, this.#writes);
     } finally {
-      this.#operationTransaction = 'none';
+      pooler.ended();
     }
   }
 
@@ -279,8 +193,7 @@ export class RequestScope {
     this.#transactionOwner = owner;
     this.#unlockTransaction = unlock;
     try {
-      // Inside the operation's transaction (behind a pooler), a transaction is a savepoint.
-      await this.query(this.#operationTransaction === 'none' ? sql : 'savepoint poolgraph_transaction');
+      await this.query(this.#pooler ? this.#pooler.beginStatement(sql) : sql);
     } catch (error) {
       this.#closeTransaction();
       throw error;
@@ -296,15 +209,15 @@ export class RequestScope {
   async endTransaction(command: 'commit' | 'rollback', owner: object): Promise<string | undefined> {
     if (owner !== this.#transactionOwner) return undefined;
     try {
-      if (this.#operationTransaction !== 'none') {
-        await this.query(command === 'commit' ? 'release savepoint poolgraph_transaction' : 'rollback to savepoint poolgraph_transaction');
+      const inOperation = this.#pooler?.endStatement(command);
+      if (inOperation !== undefined) {
+        await this.query(inOperation);
         return command.toUpperCase();
       }
-      const result = await this.query(command);
-      return result.command;
+      return (await this.query(command)).command;
     } catch (error) {
       // The transaction's state on the server is unknown now: never hand this connection on.
-      this.#broken ??= error;
+      this.#connection.markBroken(error);
       if (command === 'commit' && error instanceof DatabaseUnavailableError) {
         throw new DatabaseUnavailableError(error.cause, true);
       }
@@ -320,7 +233,7 @@ export class RequestScope {
    */
   markWrites(): void {
     this.#writes = true;
-    this.#readOnly = false;
+    this.#connection.preferReplica(false);
   }
 
   /**
@@ -328,129 +241,7 @@ export class RequestScope {
    * batch), before its first statement: its connection may then come from a read replica.
    */
   markReadOnly(): void {
-    if (this.#client === undefined && !this.#writes) this.#readOnly = true;
-  }
-
-  /**
-   * A failed statement may run again, once, when it was the first on its connection and failed
-   * because the connection was already gone, and running it twice cannot write twice: the request
-   * only reads, or the statement is the BEGIN of a transaction.
-   */
-  #mayRetry(sql: string, error: unknown): boolean {
-    return (
-      !this.#retried &&
-      this.#state === 'open' &&
-      this.#answeredOnConnection === 0 &&
-      (!this.#writes || /^(begin|start transaction)\b/i.test(sql)) &&
-      isConnectionFailure(error)
-    );
-  }
-
-  /**
-   * Sends one statement and counts it. Behind a transaction pooler, a statement outside any
-   * transaction carries the statement timeout with it: `SET LOCAL` pipelined before it, in the
-   * same round trip and the same implicit transaction (PgBouncer keeps both on one server
-   * connection and refuses the timeout as a startup parameter). A BEGIN carries it too: the
-   * transaction it opens continues that implicit one, and the setting with it.
-   */
-  async #send(client: pg.PoolClient, sql: string, parameters: readonly unknown[] = []): Promise<pg.QueryResult> {
-    this.#statements += 1;
-    const timeoutMs = this.#options.pooler?.statementTimeoutMs ?? 0;
-    const result =
-      timeoutMs > 0 &&
-      this.#operationTransaction !== 'open' &&
-      (this.#transactionOwner === undefined || /^(begin|start transaction)\b/i.test(sql))
-        ? await queryWithPrefix(client, `set local statement_timeout = ${timeoutMs}`, sql, parameters)
-        : await this.#run(client, sql, parameters);
-    this.#answeredOnConnection += 1;
-    return result;
-  }
-
-  /**
-   * Runs one statement: as a named prepared statement when it is one of poolgraph's own (see
-   * `preparedName`) and this scope may, else unnamed. A named statement PostgreSQL refuses as
-   * stale did not run: outside a transaction block it runs once more unnamed, and in any case the
-   * connection, whose record of its prepared statements is now wrong, is destroyed at release
-   * instead of being pooled.
-   */
-  async #run(client: pg.PoolClient, sql: string, parameters: readonly unknown[]): Promise<pg.QueryResult> {
-    const name = this.#options.preparedStatements ? preparedName(sql) : undefined;
-    if (name === undefined) return client.query(sql, [...parameters]);
-    try {
-      return await queryNamed(client, name, sql, [...parameters]);
-    } catch (error) {
-      if (!isStalePreparedStatement(error)) throw error;
-      this.#stalePreparedStatement ??= error;
-      if (client.getTransactionStatus() !== 'I') throw error;
-      this.#statements += 1;
-      return client.query(sql, [...parameters]);
-    }
-  }
-
-  /**
-   * Begins the operation's transaction with its timeouts, in one round trip. Like a BEGIN of
-   * Kysely's it may run again on a fresh connection when the first one was found dead.
-   */
-  async #beginOperationTransaction(client: pg.PoolClient): Promise<pg.PoolClient> {
-    const { statementTimeoutMs = 0, idleInTransactionTimeoutMs = 0 } = this.#options.pooler ?? {};
-    const begin =
-      `begin; set local statement_timeout = ${statementTimeoutMs}; ` +
-      `set local idle_in_transaction_session_timeout = ${idleInTransactionTimeoutMs}`;
-    this.#operationTransaction = 'open';
-    try {
-      await this.#send(client, begin);
-      return client;
-    } catch (error) {
-      if (!this.#mayRetry('begin', error)) {
-        this.#operationTransaction = 'none';
-        throw error;
-      }
-      const fresh = await this.#replaceDeadConnection(client, error);
-      await this.#send(fresh, begin);
-      return fresh;
-    }
-  }
-
-  /**
-   * A write sent as the first statement on a connection cannot run again if that connection turns
-   * out to be dead (it may have failed after the server ran it). A connection that sat in the pool
-   * for a while is the one that may have died unnoticed, so such a write is preceded by a ping
-   * (SQLAlchemy's `pool_pre_ping`), which can be retried. Under load connections are never idle
-   * that long, and writes pay nothing.
-   */
-  #needsPrePing(sql: string, client: pg.PoolClient): boolean {
-    if (!this.#writes || this.#answeredOnConnection > 0 || this.#retried || !WRITE_STATEMENT.test(sql)) return false;
-    const idleSince = lastReturned.get(client);
-    return idleSince === undefined || performance.now() - idleSince >= PRE_PING_AFTER_IDLE_MS;
-  }
-
-  async #prePing(client: pg.PoolClient): Promise<pg.PoolClient> {
-    this.#statements += 1;
-    try {
-      await client.query(';');
-      this.#answeredOnConnection += 1;
-      return client;
-    } catch (error) {
-      if (!isConnectionFailure(error)) throw error;
-      return this.#replaceDeadConnection(client, error);
-    }
-  }
-
-  async #replaceDeadConnection(dead: pg.PoolClient, error: unknown): Promise<pg.PoolClient> {
-    this.#retried = true;
-    this.#source.connectionFailed?.(dead, error);
-    dead.removeListener('error', this.#onClientError);
-    dead.release(toError(error));
-    this.#broken = undefined;
-    this.#client = this.#acquire();
-    return this.#client;
-  }
-
-  #closeTransaction(): void {
-    this.#transactionOwner = undefined;
-    this.#unlockTransaction?.();
-    this.#unlockTransaction = undefined;
-    this.#checkQuiet();
+    if (!this.#connection.requested && !this.#writes) this.#connection.preferReplica(true);
   }
 
   /**
@@ -462,30 +253,66 @@ export class RequestScope {
     return this.#released;
   }
 
+  #mayRetry(sql: string, error: unknown): boolean {
+    return this.#state === 'open' && this.#connection.mayRetry(sql, error, this.#writes);
+  }
+
+  /** Sends one statement and counts it, with the pooler's timeout pipelined before it if due. */
+  async #send(client: pg.PoolClient, sql: string, parameters: readonly unknown[] = []): Promise<pg.QueryResult> {
+    this.#connection.statements += 1;
+    const prefix = this.#pooler?.timeoutPrefix(sql, this.#transactionOwner !== undefined);
+    const result =
+      prefix !== undefined
+        ? await queryWithPrefix(client, prefix, sql, parameters)
+        : await runStatement(client, this.#preparedStatements ? preparedName(sql) : undefined, sql, parameters, this.#onStale);
+    this.#connection.answeredOne();
+    return result;
+  }
+
+  readonly #onStale = (error: unknown, rerun: boolean): void => {
+    this.#connection.markStalePreparedStatement(error);
+    if (rerun) this.#connection.statements += 1;
+  };
+
+  /**
+   * Begins the operation's transaction with its timeouts, in one round trip. Like a BEGIN of
+   * Kysely's it may run again on a fresh connection when the first one was found dead.
+   */
+  async #beginOperationTransaction(client: pg.PoolClient, pooler: TransactionPoolerSemantics): Promise<pg.PoolClient> {
+    const begin = pooler.begin();
+    try {
+      await this.#send(client, begin);
+      return client;
+    } catch (error) {
+      if (!this.#mayRetry('begin', error)) {
+        pooler.beginFailed();
+        throw error;
+      }
+      const fresh = await this.#connection.replaceDead(client, error);
+      await this.#send(fresh, begin);
+      return fresh;
+    }
+  }
+
+  #closeTransaction(): void {
+    this.#transactionOwner = undefined;
+    this.#unlockTransaction?.();
+    this.#unlockTransaction = undefined;
+    this.#checkQuiet();
+  }
+
   async #release(): Promise<void> {
     this.#state = 'closing';
     try {
       await this.#quiet();
-      const client = await this.#client?.catch(() => undefined);
-      if (client && this.#operationTransaction === 'open' && this.#broken === undefined) {
+      const client = await this.#connection.settled();
+      if (client && this.#pooler?.open && !this.#connection.broken) {
         // The response went without `finish()` (the client went away): keep what the operation
         // wrote, as a write outside a transaction would have been kept.
-        await client.query('commit').catch((error: unknown) => (this.#broken ??= error));
-        this.#operationTransaction = 'none';
+        await client.query('commit').catch((error: unknown) => this.#connection.markBroken(error));
+        this.#pooler.ended();
       }
-      if (client) {
-        client.removeListener('error', this.#onClientError);
-        this.#heldMs = performance.now() - this.#acquiredAt;
-        // Last line of defence: whatever happened above, a connection whose server side is still
-        // in a transaction ('T') or a failed one ('E') must not reach the next request.
-        if (this.#broken === undefined && client.getTransactionStatus() !== 'I') {
-          this.#broken = new Error('connection released inside a transaction');
-        }
-        this.#broken ??= this.#stalePreparedStatement;
-        if (this.#broken === undefined) lastReturned.set(client, performance.now());
-        // pg-pool destroys a client released with a truthy error instead of pooling it.
-        client.release(this.#broken === undefined ? undefined : toError(this.#broken));
-      }
+      await this.#connection.release();
     } finally {
       this.#state = 'closed';
       try {
@@ -497,52 +324,13 @@ export class RequestScope {
     }
   }
 
-  #connection(): Promise<pg.PoolClient> {
-    this.#client ??= this.#acquire();
-    return this.#client;
-  }
-
-  async #acquire(): Promise<pg.PoolClient> {
-    const started = performance.now();
-    let client: pg.PoolClient;
-    try {
-      client = await this.#source.connect(this.#readOnly);
-    } catch (error) {
-      if (isPoolTimeout(error)) {
-        this.#acquireTimedOut = true;
-        throw new DatabaseBusyError(this.#options.poolTimeoutMs);
-      }
-      throw new DatabaseUnavailableError(error);
-    } finally {
-      // Added up: a request whose first connection was dead waited for two.
-      this.#acquireWaitMs += performance.now() - started;
-    }
-    this.#connectionsTaken += 1;
-    this.#acquiredAt = performance.now();
-    // pg-pool listens for errors only on idle clients; while we hold this one, an `error` event
-    // (the server closed the connection) would crash the process without a listener of ours.
-    client.on('error', this.#onClientError);
-    this.#backendPid = (client as pg.PoolClient & { processID?: number }).processID ?? null;
-    return client;
-  }
-
-  readonly #onClientError = (error: Error): void => {
-    this.#broken ??= error;
-  };
-
   /** `wrote`: the failed statement was a write, whose outcome a lost connection leaves unknown. */
   #translate(error: unknown, wrote: boolean): unknown {
-    if (error instanceof DatabaseBusyError || error instanceof DatabaseUnavailableError) {
-      return error;
-    }
-    if (error instanceof pg.DatabaseError && error.code === '57014') {
-      return new StatementTimeoutError(error);
-    }
-    if (this.#broken !== undefined || isConnectionFailure(error)) {
-      if (this.#broken === undefined) {
-        void this.#client?.then((client) => this.#source.connectionFailed?.(client, error), () => undefined);
-      }
-      this.#broken ??= error;
+    if (error instanceof DatabaseBusyError || error instanceof DatabaseUnavailableError) return error;
+    if (isStatementTimeout(error)) return new StatementTimeoutError(error);
+    if (this.#connection.broken || isConnectionFailure(error)) {
+      this.#connection.reportFailure(error);
+      this.#connection.markBroken(error);
       return new DatabaseUnavailableError(error, wrote && this.#transactionOwner === undefined);
     }
     return error;
@@ -560,103 +348,4 @@ export class RequestScope {
       resolve();
     }
   }
-}
-
-/**
- * True when the error means the connection itself is gone or unusable (the server shut down or
- * terminated the backend, the socket closed, the client-side `query_timeout` fired), as opposed
- * to an error in one statement or a bug on our side, which leave the connection healthy.
- */
-function isConnectionFailure(error: unknown): boolean {
-  if (error instanceof pg.DatabaseError) {
-    // Class 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now.
-    return error.code?.startsWith('08') === true || /^57P0[123]$/.test(error.code ?? '');
-  }
-  if (!(error instanceof Error)) return false;
-  const code = (error as Error & { code?: unknown }).code;
-  return (
-    (typeof code === 'string' && /^E(CONNRESET|PIPE|TIMEDOUT|CONNREFUSED|HOSTUNREACH|NETUNREACH)$/.test(code)) ||
-    /Connection terminated|not queryable|Query read timeout/i.test(error.message)
-  );
-}
-
-function toError(value: unknown): Error {
-  return value instanceof Error ? value : new Error(String(value));
-}
-
-/**
- * Runs `sql` as the named prepared statement `name`. Given a config object (`{ name, text,
- * values }`), pg copies it property by property (`cloneQueryConfig`: 1.8 µs a statement in a
- * micro-benchmark, 3 % of `{ items { number } }`'s server time in a CPU profile); its `Query` made
- * from the text and values costs 0.1 µs, and the name is then set as its constructor would have
- * set it from a config.
- */
-function queryNamed(client: pg.PoolClient, name: string, sql: string, values: unknown[]): Promise<pg.QueryResult> {
-  return submitted(client, (done) => {
-    const query = new pg.Query(sql, values, done);
-    (query as { name?: string }).name = name;
-    return query;
-  });
-}
-
-/**
- * Submits the `pg.Query` that `make` builds around the callback it is given, and returns its
- * result as a promise (of a round trip of several statements, the last one's: the caller's).
- * Errors get a stack that leads back here, as pg gives those of its own promises, rather than one
- * that ends in `TCP.onStreamRead`.
- */
-function submitted(client: pg.PoolClient, make: (done: QueryCallback) => object): Promise<pg.QueryResult> {
-  return new Promise<pg.QueryResult>((resolve, reject) => {
-    const query = make((error, result) => {
-      if (error) reject(error);
-      else resolve((Array.isArray(result) ? result[result.length - 1] : result) as pg.QueryResult);
-    });
-    // A Submittable: pg runs it as it is, without copying a config.
-    (client.query as unknown as (query: object) => unknown)(query);
-  }).catch((error: unknown) => {
-    if (error instanceof Error) Error.captureStackTrace(error);
-    throw error;
-  });
-}
-
-/** pg's connection, as far as {@link queryWithPrefix} writes protocol messages to it. */
-interface ProtocolConnection {
-  parse(message: { text: string }): void;
-  bind(message: Record<string, never>): void;
-  execute(message: { portal: string }): void;
-}
-
-/** pg's `Query`, with the protocol step it runs for an extended-protocol statement. */
-const PgQuery = pg.Query as unknown as new (config: pg.QueryConfig & { queryMode: 'extended'; callback: QueryCallback }) => {
-  prepare(connection: ProtocolConnection): void;
-};
-
-/** What pg calls when a query it was handed finishes (several results for several statements). */
-type QueryCallback = (error: Error | null | undefined, result?: pg.QueryResult | pg.QueryResult[]) => void;
-
-/** A statement with another, parameterless one sent before it in the same round trip. */
-class PrefixedQuery extends PgQuery {
-  readonly #prefix: string;
-
-  constructor(prefix: string, text: string, values: unknown[], callback: QueryCallback) {
-    super({ text, values, queryMode: 'extended', callback });
-    this.#prefix = prefix;
-  }
-
-  override prepare(connection: ProtocolConnection): void {
-    connection.parse({ text: this.#prefix });
-    connection.bind({});
-    connection.execute({ portal: '' });
-    super.prepare(connection);
-  }
-}
-
-/**
- * Runs `prefix` (no parameters, no rows) and then `sql` in ONE round trip and one implicit
- * transaction: Parse/Bind/Execute of both, then a single Sync, so PostgreSQL commits them
- * together and a transaction pooler keeps them on one server connection. PostgreSQL warns that
- * `SET LOCAL` is outside a transaction block, and applies it until that implicit transaction ends.
- */
-function queryWithPrefix(client: pg.PoolClient, prefix: string, sql: string, parameters: readonly unknown[]): Promise<pg.QueryResult> {
-  return submitted(client, (done) => new PrefixedQuery(prefix, sql, [...parameters], done));
 }

@@ -16,25 +16,39 @@ import {
   PostgresIntrospector,
   PostgresQueryCompiler,
 } from 'kysely';
-import type { RequestScope } from './request-scope.js';
+import type pg from 'pg';
 import type { Database } from '../schema.js';
 
 /**
- * Builds the Kysely of one {@link RequestScope}: every statement it runs goes to
+ * The few things this dialect needs of a request scope (`RequestScope` implements them), declared
+ * here as Kysely's drivers declare `DatabaseConnection`, so the dialect does not depend on the
+ * scope's class.
+ */
+export interface StatementTarget {
+  /** Runs one statement on the request's connection. */
+  query(sql: string, parameters: readonly unknown[]): Promise<pg.QueryResult>;
+  /** Opens `owner`'s transaction with `sql` (`BEGIN` or `START TRANSACTION ...`). */
+  beginTransaction(sql: string, owner: object): Promise<void>;
+  /** Ends `owner`'s transaction; the command PostgreSQL reported, or undefined when it was not open. */
+  endTransaction(command: 'commit' | 'rollback', owner: object): Promise<string | undefined>;
+}
+
+/**
+ * Builds the Kysely of one request scope: every statement it runs goes to
  * `scope.query`, every transaction through `scope.beginTransaction/endTransaction`.
  *
  * Kysely's own `PostgresDriver` calls `pool.connect()` for every query (kysely #1745), so a
  * Kysely shared over the pool would spread one request over several connections; each request
  * therefore needs a Kysely bound to its scope. `new Kysely({ dialect })` would build a driver, a
- * runtime driver, a connection provider, a query compiler, an adapter and an executor for it
- * (~4 % of the server's CPU on W1). Instead this builds only the two objects that know the scope
+ * runtime driver, a connection provider, a query compiler, an adapter and an executor for it,
+ * every request. Instead this builds only the two objects that know the scope
  * (a connection provider and the executor holding it) and a Kysely from {@link KyselyProps},
  * the way Kysely's own `withPlugin` does; the compiler, adapter, dialect and driver are made
  * once per process. Cost: three small objects per request.
  */
-export function createScopeDb(scope: RequestScope): Kysely<Database> {
+export function createScopeDb(scope: StatementTarget): Kysely<Database> {
   const executor = new DefaultQueryExecutor(COMPILER, ADAPTER, new ScopeConnectionProvider(scope));
-  // Fields spelled out: spreading a module-level object here measured ~1 µs, five times the rest.
+  // Fields spelled out: spreading a module-level object here cost more than the rest together.
   return new Kysely<Database>({ config: SCOPE_CONFIG, dialect: SCOPE_DIALECT, driver: SCOPE_DRIVER, executor });
 }
 
@@ -47,9 +61,9 @@ const AFFECTED_ROWS_COMMANDS = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE']);
  * ROLLBACK belongs to, and the process-wide driver finds the scope through it.
  */
 class ScopeConnection implements DatabaseConnection {
-  readonly scope: RequestScope;
+  readonly scope: StatementTarget;
 
-  constructor(scope: RequestScope) {
+  constructor(scope: StatementTarget) {
     this.scope = scope;
   }
 
@@ -72,9 +86,9 @@ class ScopeConnection implements DatabaseConnection {
  * the scope returns its connection once, when the response has finished.
  */
 class ScopeConnectionProvider implements ConnectionProvider {
-  readonly #scope: RequestScope;
+  readonly #scope: StatementTarget;
 
-  constructor(scope: RequestScope) {
+  constructor(scope: StatementTarget) {
     this.#scope = scope;
   }
 
@@ -84,7 +98,7 @@ class ScopeConnectionProvider implements ConnectionProvider {
 }
 
 /** The scope of a connection this module lent to Kysely. */
-function scopeOf(connection: DatabaseConnection): RequestScope {
+function scopeOf(connection: DatabaseConnection): StatementTarget {
   if (connection instanceof ScopeConnection) return connection.scope;
   throw new Error('Not a request scope connection.');
 }

@@ -1,5 +1,4 @@
 import type { Logger } from 'pino';
-import type { Config } from '../../config.js';
 import { type EmbeddedDatabase, startEmbeddedDatabase } from './embedded.js';
 
 /** The database a command works on: `DATABASE_URL`, or the embedded one it started. */
@@ -10,8 +9,16 @@ export interface OpenedDatabase {
   embedded: EmbeddedDatabase | undefined;
 }
 
+/** Where a command's database is: the settings {@link openDatabase} reads (a part of `Config`). */
+export interface DatabaseLocation {
+  /** `DATABASE_URL`; undefined starts the embedded PostgreSQL. */
+  databaseUrl: string | undefined;
+  /** `DATA_DIR`: the embedded PostgreSQL's data directory. */
+  dataDir: string;
+}
+
 /** Uses `DATABASE_URL` when set; otherwise starts the embedded PostgreSQL in `DATA_DIR`. */
-export async function openDatabase(config: Config, logger: Logger): Promise<OpenedDatabase> {
+export async function openDatabase(config: DatabaseLocation, logger: Logger): Promise<OpenedDatabase> {
   if (config.databaseUrl !== undefined) return { url: config.databaseUrl, embedded: undefined };
   const embedded = await startEmbeddedDatabase({ dataDir: config.dataDir, logger });
   return { url: embedded.url, embedded };

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { type DocumentNode, type ExecutionResult, getOperationAST, GraphQLError } from 'graphql';
-import { isAsyncIterable, maskError, type Plugin, type YogaInitialContext } from 'graphql-yoga';
+import { isAsyncIterable, type Plugin, type YogaInitialContext } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import type { RequestScopeStats } from '../../db/request/request-scope.js';
 import { PoolgraphError } from '../../errors.js';
@@ -67,7 +67,7 @@ interface Entry {
  *
  * Errors clients receive masked (`Unexpected error.`), and coded database errors with a cause,
  * are logged here with their cause and the request id: this is the one place that sees every
- * error of a response together with its request. Use {@link maskErrorKeepingCause} as the
+ * error of a response together with its request. Use `maskErrorKeepingCause` (src/errors.ts) as the
  * server's `maskError`, so that a masked error still carries what it hides.
  */
 export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
@@ -210,19 +210,6 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
       },
     },
   };
-}
-
-/**
- * graphql-yoga's `maskError`, keeping the error it hides as the masked error's `cause`
- * (not enumerable, and not part of `toJSON()`, so clients never see it) for
- * {@link useRequestLog} to log with the request id.
- */
-export function maskErrorKeepingCause(error: unknown, message: string, isDev?: boolean): Error {
-  const masked = maskError(error, message, isDev);
-  if (masked !== error) {
-    Object.defineProperty(masked, 'cause', { value: error, enumerable: false, configurable: true });
-  }
-  return masked;
 }
 
 /** What a masked error hides: the resolver's own error rather than graphql-js's wrapper. */

@@ -1,26 +1,10 @@
 import { BadUserInputError } from '../../errors.js';
 
-/** The most rows one list field returns; a larger `first` is clamped to it. */
-export const MAX_PAGE_SIZE = 100;
-
-/** The page size when `first` is omitted (the schema's default) or passed as null. */
-export const DEFAULT_PAGE_SIZE = 20;
-
 /** The largest value of PostgreSQL's `bigint`, the type of every id. */
 const MAX_BIGINT = 9223372036854775807n;
 
 /** A positive integer written without leading zeros. */
 const CANONICAL_DIGITS = /^[1-9]\d*$/;
-
-/**
- * The number of rows a list field should return: `first` clamped to {@link MAX_PAGE_SIZE}.
- * A negative `first` is a `BAD_USER_INPUT` error rather than silently empty.
- */
-export function pageSize(first: number | null | undefined): number {
-  if (first === null || first === undefined) return DEFAULT_PAGE_SIZE;
-  if (first < 0) throw new BadUserInputError(`\`first\` must be 0 or more, got ${first}.`);
-  return Math.min(first, MAX_PAGE_SIZE);
-}
 
 /**
  * Checks that an `ID` argument is one of our ids (a positive integer within `bigint`) and returns

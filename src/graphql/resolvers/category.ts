@@ -1,5 +1,6 @@
 import type { CategoryResolvers } from '../../generated/resolvers-types.js';
-import { pageSize, parseId } from './arguments.js';
+import { pageSize } from '../../limits.js';
+import { parseId } from './arguments.js';
 import { itemColumnsFor } from './item-columns.js';
 
 /** `Category` fields; per-category loads are batched across all categories of a request. */

@@ -1,7 +1,8 @@
 import type { QueryResolvers } from '../../generated/resolvers-types.js';
 import { listCategories, listCategoriesWithItemCounts } from '../../repositories/categories.js';
 import { isWholeItemRow, listItems } from '../../repositories/items.js';
-import { pageSize, parseId, parseOptionalId } from './arguments.js';
+import { pageSize } from '../../limits.js';
+import { parseId, parseOptionalId } from './arguments.js';
 import { itemColumnsFor } from './item-columns.js';
 import { selectsSubfield } from './selection.js';
 

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { describeDatabaseUrl } from '../setup/open-database.js';
-import type { Pooler } from './pool.js';
+import { describeDatabaseUrl } from './open-database.js';
+import type { Pooler } from '../pools/pool.js';
 
 /**
  * The connection budget: at start, how many connections each pool of this process may open
