@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
-import type { Loaders } from '../loaders/request-loaders.js';
+import type { Loaders } from '../loaders/create-loaders.js';
 
 /**
  * What every resolver gets: the request's database handle and its loaders. Both belong to one

@@ -1,27 +1,32 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { getCORSHeadersByRequestAndOptions } from '@whatwg-node/server';
-import { type ExecutionResult, GraphQLError } from 'graphql';
+import type { ExecutionResult } from 'graphql';
 import { type GraphQLParams, isAsyncIterable, processRegularResult, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
-import type { RequestContext } from '../graphql/context.js';
-import type { FastPathHooks } from './request-lifecycle.js';
-import { maskErrorKeepingCause } from '../errors.js';
+import type { HeaderReader, RequestLifecycle } from './request-lifecycle.js';
+import {
+  addDefaultCorsHeaders,
+  JSON_CONTENT_TYPE,
+  type RegularMediaType,
+  regularMediaType,
+  thrownAsResult,
+  UNEXPECTED_ERROR_BODY,
+} from './yoga-http-behaviour.js';
 
 /** What graphql-yoga's Node adapter passes as the server context (see `ServerContext` in app.ts). */
-interface NodeServerContext {
+export interface NodeServerContext {
   req?: IncomingMessage;
   res?: ServerResponse;
 }
 
 /** Options of {@link createFastPath}. */
-export interface FastPathOptions {
+export interface FastPathOptions<Context extends object> {
   /** The app: it runs every operation, and every request the fast path does not take. */
-  yoga: YogaServerInstance<NodeServerContext, RequestContext>;
+  yoga: YogaServerInstance<NodeServerContext, Context>;
   /** The largest body the fast path reads; larger ones go to graphql-yoga, which refuses them. */
   maxBodyBytes: number;
-  /** The plugins' request hooks, in plugin order (see {@link FastPathHooks}). */
-  hooks: readonly FastPathHooks[];
+  /** The plugins' request lifecycles, in plugin order (see {@link RequestLifecycle}). */
+  hooks: readonly RequestLifecycle[];
   /** Where an unexpected failure of the fast path itself is logged. */
   logger: Logger;
   /** False passes every request on to graphql-yoga (to compare the two). @default true */
@@ -35,19 +40,13 @@ export interface FastPathListener {
   readonly counts: { answered: number; passedOn: number };
 }
 
-/** What a client gets when the fast path itself fails, as graphql-yoga masks an unexpected error. */
-const UNEXPECTED_ERROR_BODY = '{"errors":[{"message":"Unexpected error.","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}';
 
 /** A result as @envelop/graphql-jit returns it: with the serialiser graphql-yoga then uses. */
 interface StringifiableResult extends ExecutionResult {
   stringify?: (result: ExecutionResult) => string;
 }
 
-/** The two media types of graphql-yoga's regular (non-streaming) result processor. */
-type RegularMediaType = 'application/json' | 'application/graphql-response+json';
 
-/** `Content-Type` of a JSON body graphql-yoga reads as UTF-8 (the charset parameter may be left out). */
-const JSON_CONTENT_TYPE = /^application\/json\s*(;\s*charset="?utf-8"?\s*)?$/i;
 const CONTENT_LENGTH = /^[1-9]\d*$/;
 
 /**
@@ -73,7 +72,7 @@ const CONTENT_LENGTH = /^[1-9]\d*$/;
  * alike. The test suite runs against this listener, and test/http/fast-path.test.ts compares its
  * answers with graphql-yoga's byte for byte.
  */
-export function createFastPath(options: FastPathOptions): FastPathListener {
+export function createFastPath<Context extends object>(options: FastPathOptions<Context>): FastPathListener {
   const { yoga, hooks, logger } = options;
   const endpoint = yoga.graphqlEndpoint;
   const requestUrl = `http://localhost${endpoint}`;
@@ -137,50 +136,46 @@ export function createFastPath(options: FastPathOptions): FastPathListener {
       }
     };
     res.once('close', onClose);
-    for (const hook of hooks) hook.requestStarted?.(request, arrivedAt, req.headers);
+    const headers = new NodeHeaders(req.headers);
+    for (const hook of hooks) hook.requestStarted?.(request, arrivedAt, endpoint, headers);
     let status = 500;
-    let headers: Record<string, string> = {};
+    let responseHeaders: Record<string, string> = {};
     let body = UNEXPECTED_ERROR_BODY;
     try {
-      let result = await resultFor(params, request, { req, res });
-      for (const hook of hooks) if (hook.resultReady) result = await hook.resultReady(request, result);
+      let result: ExecutionResult = await resultFor(params, request, { req, res });
+      // One operation in, one result out: the hooks return what they were given, or a replacement.
+      for (const hook of hooks) if (hook.resultReady) result = (await hook.resultReady(request, result)) as ExecutionResult;
       if (result.errors === undefined && result.extensions === undefined) {
         // What processRegularResult answers for a result without errors or extensions (neither
         // can set a status or a header), without the fetch Response it builds to say it.
         status = 200;
-        headers['content-type'] = `${mediaType}; charset=utf-8`;
+        responseHeaders['content-type'] = `${mediaType}; charset=utf-8`;
         body = ((result as StringifiableResult).stringify ?? JSON.stringify)(result);
       } else {
         const response = processRegularResult(result, yoga.fetchAPI, mediaType);
         body = await response.text();
         status = response.status;
-        for (const [name, value] of response.headers) headers[name.toLowerCase()] = value;
+        for (const [name, value] of response.headers) responseHeaders[name.toLowerCase()] = value;
       }
     } catch (error) {
       logger.error({ err: error }, 'the fast path failed to answer a request');
       status = 500;
-      headers = { 'content-type': `${mediaType}; charset=utf-8` };
+      responseHeaders = { 'content-type': `${mediaType}; charset=utf-8` };
       body = UNEXPECTED_ERROR_BODY;
     } finally {
       for (const hook of hooks) {
         try {
-          await hook.responseReady?.(request, status, headers);
+          await hook.responseReady?.(request, status, responseHeaders);
         } catch (error) {
           logger.error({ err: error }, 'a response hook of the fast path failed');
         }
       }
     }
-    // graphql-yoga's default CORS policy (no `cors` option): any origin, with credentials. It
-    // answers a request without an Origin header (not a browser's cross-origin one) with none.
-    if (req.headers.origin !== undefined) {
-      for (const [name, value] of Object.entries(getCORSHeadersByRequestAndOptions(request, {}) ?? {})) {
-        headers[name.toLowerCase()] = value;
-      }
-    }
-    headers['content-length'] = String(Buffer.byteLength(body));
+    addDefaultCorsHeaders(request, req.headers.origin, responseHeaders);
+    responseHeaders['content-length'] = String(Buffer.byteLength(body));
     res.removeListener('close', onClose);
     if (res.destroyed) return;
-    res.writeHead(status, headers);
+    res.writeHead(status, responseHeaders);
     res.end(body);
   }
 
@@ -193,8 +188,7 @@ export function createFastPath(options: FastPathOptions): FastPathListener {
       if (!result) throw new Error('graphql-yoga produced no result');
       return result;
     } catch (error) {
-      const masked = maskErrorKeepingCause(error, 'Unexpected error.');
-      return { errors: [masked instanceof GraphQLError ? masked : new GraphQLError(masked.message, { originalError: masked })] };
+      return thrownAsResult(error);
     }
   }
 
@@ -269,38 +263,20 @@ function jsonObject(body: Buffer): GraphQLParams | undefined {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as GraphQLParams) : undefined;
 }
 
-/** graphql-yoga's result processors, in the order it tries them for a non-subscription request. */
-const PROCESSORS: readonly (readonly string[])[] = [
-  ['text/event-stream'],
-  ['multipart/mixed'],
-  ['application/graphql-response+json', 'application/json'],
-];
-
 /**
- * The media type graphql-yoga answers a single (non-streaming) result with for this `Accept`
- * header, when it is one of its regular processor's; undefined when it would pick another
- * processor (server-sent events, multipart) or none (406). The same algorithm as graphql-yoga's
- * `useResultProcessors`: the accepted types in reverse order, the last match winning.
+ * Node's parsed header object read as a {@link HeaderReader}: a name missing from a fetch
+ * `Headers` made from it costs a scan of every header, a property lookup here does not. Node
+ * joins a repeated header with ", ", as fetch's `Headers` does.
  */
-export function regularMediaType(accept: string): RegularMediaType | undefined {
-  const asked: string[] = [];
-  for (const entry of (accept || '*/*').replace(/\s/g, '').toLowerCase().split(',')) {
-    const [mediaType = '', ...parameters] = entry.split(';');
-    const charset = parameters.find((parameter) => parameter.includes('charset=')) ?? 'charset=utf-8';
-    if (charset === 'charset=utf-8') asked.push(mediaType);
-  }
-  asked.reverse();
-  let chosen: string | undefined;
-  for (const processor of PROCESSORS) {
-    for (const requested of asked) {
-      for (const offered of processor) if (matches(offered, requested)) chosen = offered;
-    }
-  }
-  return chosen === 'application/json' || chosen === 'application/graphql-response+json' ? chosen : undefined;
-}
+class NodeHeaders implements HeaderReader {
+  readonly #headers: IncomingMessage['headers'];
 
-function matches(offered: string, requested: string): boolean {
-  const [offeredType, offeredSubtype] = offered.split('/');
-  const [type, subtype] = requested.split('/');
-  return (type === '*' || type === offeredType) && (subtype === '*' || subtype === offeredSubtype);
+  constructor(headers: IncomingMessage['headers']) {
+    this.#headers = headers;
+  }
+
+  get(name: string): string | null {
+    const value = this.#headers[name];
+    return Array.isArray(value) ? value.join(', ') : (value ?? null);
+  }
 }

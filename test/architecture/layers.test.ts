@@ -21,7 +21,7 @@ const LAYERS: readonly { name: string; rank: number; prefixes: readonly string[]
   { name: 'loaders', rank: 6, prefixes: ['loaders/'] },
   { name: 'operating', rank: 7, prefixes: ['operating/'] },
   { name: 'graphql', rank: 8, prefixes: ['graphql/', 'generated/'] },
-  { name: 'app', rank: 9, prefixes: ['app.ts', 'connections.ts'] },
+  { name: 'app', rank: 9, prefixes: ['app.ts', 'server-options.ts'] },
   { name: 'process', rank: 10, prefixes: ['main.ts', 'config.ts', 'index.ts', 'commands/'] },
 ];
 
@@ -83,7 +83,7 @@ describe('the source tree a newcomer reads', () => {
   it('keeps every source file under 350 lines', () => {
     const long = files
       .filter((file) => !file.includes('/generated/'))
-      .map((file) => ({ file: relative(SRC, file), lines: readFileSync(file, 'utf8').split('\n').length }))
+      .map((file) => ({ file: relative(SRC, file), lines: readFileSync(file, 'utf8').trimEnd().split('\n').length }))
       .filter(({ lines }) => lines > 350);
     expect(long).toEqual([]);
   });

@@ -218,7 +218,7 @@ describe('a GraphQL context built after its client left', () => {
         onScopeReleased: (stats) => released.push(stats),
       });
       const request = new Request('http://127.0.0.1/graphql', { method: 'POST' });
-      plugin.fastPath.requestAborted?.(request);
+      plugin.lifecycle.requestAborted?.(request);
 
       let extension: Partial<RequestContext> = {};
       const building = {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { regularMediaType } from '../../src/http/fast-path.js';
+import { regularMediaType } from '../../src/http/yoga-http-behaviour.js';
 import { startTestServer, type TestServer, useTestEnvironment } from '../support/server.js';
 import { W1, W2, W3 } from '../support/workloads.js';
 

@@ -58,10 +58,9 @@ const SETTLED: Promise<void> = Promise.resolve();
  *   when it broke or would go back with a transaction open. Only then can no statement of this
  *   request land on a connection another request is using. Safe while resolvers still run.
  *
- * Its other jobs live beside it: the connection and its retries in ./request-connection.ts, what
- * a failure means in ./connection-failures.ts, the transaction pooler's rules in
- * ./transaction-pooler.ts, prepared statements in ./prepared-statements.ts, pg's internals in
- * ./pg-protocol.ts.
+ * Its other jobs live beside it: the connection and its retries (./request-connection.ts), what a
+ * failure means (./connection-failures.ts), the transaction pooler's rules, prepared statements
+ * and pg's internals (./transaction-pooler.ts, ./prepared-statements.ts, ./pg-protocol.ts).
  */
 export class RequestScope implements StatementTarget {
   /** Kysely bound to this request's connection. Never use it after the response has finished. */

@@ -2,7 +2,7 @@ import { type DocumentNode, type ExecutionResult, getOperationAST } from 'graphq
 import { isAsyncIterable, type Plugin, type YogaInitialContext } from 'graphql-yoga';
 import { performance } from 'node:perf_hooks';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type { FastPathHooks } from '../../http/request-lifecycle.js';
+import { type LifecyclePlugin, withRequestLifecycle } from '../../http/request-lifecycle.js';
 import { RequestSlot } from '../../http/request-slot.js';
 
 /** Options of {@link useMetrics}. */
@@ -64,7 +64,7 @@ interface OperationLabels {
  * by clients, so every metric keeps at most {@link MAX_OPERATION_NAMES} of them as label values
  * (later ones count as `other`).
  */
-export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContext> & { fastPath: FastPathHooks } {
+export function useMetrics(options: UseMetricsOptions): LifecyclePlugin<YogaInitialContext> {
   const { registry } = options;
   const registers = [registry];
   const operationName = boundedOperationNames();
@@ -141,47 +141,8 @@ export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContex
     );
   }
 
-  return {
-    onRequest({ request, url, fetchAPI, endResponse }) {
-      if (options.endpoint !== false && url.pathname === options.endpoint) {
-        return registry.metrics().then((exposition) => {
-          endResponse(new fetchAPI.Response(exposition, { headers: { 'Content-Type': registry.contentType } }));
-        });
-      }
-      started.set(request, performance.now());
-      return undefined;
-    },
-    // Every document that parsed, also one graphql-yoga then refuses before validation (an
-    // operationName the document lacks, a mutation by GET). One callback for every request:
-    // envelop calls what `onParse` returns, and a new closure per request cost W1 1-2 %.
-    onParse() {
-      return recordOperation;
-    },
-    onExecute({ args }) {
-      if (contextLabels.get(args.contextValue)) executionStarted.set(args.contextValue, performance.now());
-    },
-    onExecutionResult({ request, result, context }) {
-      const labels = contextLabels.get(context);
-      const start = executionStarted.get(context);
-      // An operation graphql-js's executor abandoned because its client left (it stops between
-      // two fields) comes back with neither data nor errors: it was not answered, and is not
-      // observed, as when this was an onExecuteDone hook, which a rejected execution never ran.
-      const answered = result !== undefined && !isAsyncIterable(result) && (result.data !== undefined || (result.errors?.length ?? 0) > 0);
-      if (labels && start !== undefined && answered) {
-        executionDuration.observe(labels, (performance.now() - start) / 1000);
-        requests.inc(labels);
-      }
-      // Per operation (a batch has several), after masking: the codes clients see.
-      counted.set(request, true);
-      if (!isAsyncIterable(result)) count(result, labels?.operationName ?? ANONYMOUS);
-    },
-    onResultProcess({ request, result }) {
-      if (!isAsyncIterable(result)) countRefusal(request, result);
-    },
-    onResponse({ request, response }) {
-      observeHttp(request, response.status);
-    },
-    fastPath: {
+  return withRequestLifecycle<YogaInitialContext>(
+    {
       requestStarted(request, arrivedAt) {
         started.set(request, arrivedAt);
       },
@@ -193,7 +154,39 @@ export function useMetrics(options: UseMetricsOptions): Plugin<YogaInitialContex
         observeHttp(request, status);
       },
     },
-  };
+    {
+      onRequest({ url, fetchAPI, endResponse }) {
+        if (options.endpoint === false || url.pathname !== options.endpoint) return undefined;
+        return registry.metrics().then((exposition) => {
+          endResponse(new fetchAPI.Response(exposition, { headers: { 'Content-Type': registry.contentType } }));
+        });
+      },
+      // Every document that parsed, also one graphql-yoga then refuses before validation (an
+      // operationName the document lacks, a mutation by GET). One callback for every request:
+      // envelop calls what `onParse` returns, and a new closure per request costs every request.
+      onParse() {
+        return recordOperation;
+      },
+      onExecute({ args }) {
+        if (contextLabels.get(args.contextValue)) executionStarted.set(args.contextValue, performance.now());
+      },
+      onExecutionResult({ request, result, context }) {
+        const labels = contextLabels.get(context);
+        const start = executionStarted.get(context);
+        // An operation graphql-js's executor abandoned because its client left (it stops between
+        // two fields) comes back with neither data nor errors: it was not answered, and is not
+        // observed, as when this was an onExecuteDone hook, which a rejected execution never ran.
+        const answered = result !== undefined && !isAsyncIterable(result) && (result.data !== undefined || (result.errors?.length ?? 0) > 0);
+        if (labels && start !== undefined && answered) {
+          executionDuration.observe(labels, (performance.now() - start) / 1000);
+          requests.inc(labels);
+        }
+        // Per operation (a batch has several), after masking: the codes clients see.
+        counted.set(request, true);
+        if (!isAsyncIterable(result)) count(result, labels?.operationName ?? ANONYMOUS);
+      },
+    },
+  );
 }
 
 function isDocument(result: unknown): result is DocumentNode {

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { type DocumentNode, type ExecutionResult, getOperationAST, GraphQLError } from 'graphql';
-import { isAsyncIterable, type Plugin, type YogaInitialContext } from 'graphql-yoga';
+import type { YogaInitialContext } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import type { RequestScopeStats } from '../../db/request/request-scope.js';
 import { PoolgraphError } from '../../errors.js';
-import type { FastPathHooks } from '../../http/request-lifecycle.js';
+import { type HeaderReader, type LifecyclePlugin, withRequestLifecycle } from '../../http/request-lifecycle.js';
 import { RequestSlot } from '../../http/request-slot.js';
 
 /** The header a request id is read from and echoed in. */
@@ -30,12 +30,10 @@ export interface UseRequestLogOptions {
 }
 
 /** {@link useRequestLog}'s plugin, which also takes each request's database stats. */
-export interface RequestLogPlugin extends Plugin<YogaInitialContext> {
+export type RequestLogPlugin = LifecyclePlugin<YogaInitialContext> & {
   /** Adds what `request` did with the database to its line (call it from `onScopeReleased`). */
   recordScope(request: Request, stats: RequestScopeStats): void;
-  /** The same line and request id for requests the fast path answers. */
-  fastPath: FastPathHooks;
-}
+};
 
 /** What one request's line collects until it is written. */
 interface Entry {
@@ -117,11 +115,11 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
   }
 
   /** The request's entry, created at its first hook (yoga's `/health` answers before ours run). */
-  function entryOf(request: Request, path?: string, arrivedAt?: number, sentId?: string | null): Entry {
+  function entryOf(request: Request, path?: string, arrivedAt?: number, headers: HeaderReader = request.headers): Entry {
     let entry = entries.get(request);
     if (entry) return entry;
     const created: Entry = {
-      id: requestIdFrom(sentId === undefined ? request.headers.get(REQUEST_ID_HEADER) : sentId),
+      id: requestIdFrom(headers.get(REQUEST_ID_HEADER)),
       started: arrivedAt ?? performance.now(),
       method: request.method,
       path: path ?? new URL(request.url, 'http://localhost').pathname,
@@ -168,37 +166,10 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
     return entry.id;
   }
 
-  return {
-    onRequest({ request, url }) {
-      entryOf(request, url.pathname);
-      request.signal?.addEventListener('abort', () => recordAbort(request), { once: true });
-    },
-    // Every document that parsed, also one graphql-yoga then refuses before validation (an
-    // operationName the document lacks, a mutation by GET); one callback for every request.
-    onParse() {
-      return recordOperationName;
-    },
-    onContextBuilding({ context }) {
-      const entry = entries.get(context.request);
-      if (entry) entry.scopeExpected = true;
-    },
-    onResultProcess({ request, result }) {
-      if (!isAsyncIterable(result)) recordResult(request, result);
-    },
-    onResponse({ request, response }) {
-      response.headers.set(REQUEST_ID_HEADER, recordResponse(request, response.status));
-    },
-    recordScope(request, stats) {
-      const entry = entries.get(request);
-      if (!entry) return;
-      entry.stats = stats;
-      write(entry);
-    },
-    fastPath: {
-      requestStarted(request, arrivedAt, headers) {
-        // Node joins a repeated header with ", ", as fetch's Headers does (the id is then refused).
-        const sent = headers[REQUEST_ID_HEADER];
-        entryOf(request, options.graphqlEndpoint, arrivedAt, Array.isArray(sent) ? sent.join(', ') : (sent ?? null));
+  const plugin = withRequestLifecycle<YogaInitialContext>(
+    {
+      requestStarted(request, arrivedAt, path, headers) {
+        entryOf(request, path, arrivedAt, headers);
       },
       requestAborted: recordAbort,
       resultReady(request, result) {
@@ -209,7 +180,26 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
         headers[REQUEST_ID_HEADER] = recordResponse(request, status);
       },
     },
-  };
+    {
+      // Every document that parsed, also one graphql-yoga then refuses before validation (an
+      // operationName the document lacks, a mutation by GET); one callback for every request.
+      onParse() {
+        return recordOperationName;
+      },
+      onContextBuilding({ context }) {
+        const entry = entries.get(context.request);
+        if (entry) entry.scopeExpected = true;
+      },
+    },
+  );
+  return Object.assign(plugin, {
+    recordScope(request: Request, stats: RequestScopeStats) {
+      const entry = entries.get(request);
+      if (!entry) return;
+      entry.stats = stats;
+      write(entry);
+    },
+  });
 }
 
 /** What a masked error hides: the resolver's own error rather than graphql-js's wrapper. */

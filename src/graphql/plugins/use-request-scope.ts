@@ -1,13 +1,11 @@
 import { getOperationAST, GraphQLError } from 'graphql';
-import { isAsyncIterable } from 'graphql-yoga';
 import type { Logger } from 'pino';
-import type { Plugin } from 'graphql-yoga';
 import type { RequestContext } from '../context.js';
 import type { ConnectionSource } from '../../db/request/connection-source.js';
 import { RequestScope, type RequestScopeOptions, type RequestScopeStats } from '../../db/request/request-scope.js';
-import { createLoaders, type LoaderBatchObserver } from '../../loaders/request-loaders.js';
+import { createLoaders, type LoaderBatchObserver } from '../../loaders/create-loaders.js';
 import { runsAtMostOneStatement } from '../../db/request/statement-plan.js';
-import type { FastPathHooks } from '../../http/request-lifecycle.js';
+import { type LifecyclePlugin, withRequestLifecycle } from '../../http/request-lifecycle.js';
 import { RequestSlot } from '../../http/request-slot.js';
 
 /** Options of {@link useRequestScope}. */
@@ -47,7 +45,7 @@ export interface UseRequestScopeOptions {
  *   scope made after that (a context built while the client was leaving) is released at once.
  * Release waits for statements still in flight, so both paths are safe while resolvers still run.
  */
-export function useRequestScope(options: UseRequestScopeOptions): Plugin<RequestContext> & { fastPath: FastPathHooks } {
+export function useRequestScope(options: UseRequestScopeOptions): LifecyclePlugin<RequestContext> {
   const scopes = new RequestSlot<{ scope: RequestScope; context: RequestContext }>('request scope');
   /** Set on requests that carry a batch (a JSON array) of operations. */
   const batches = new RequestSlot<true>('request carries a batch');
@@ -113,54 +111,46 @@ export function useRequestScope(options: UseRequestScopeOptions): Plugin<Request
     void releaseScopeOf(request);
   }
 
-  return {
-    onRequest({ request }) {
-      request.signal?.addEventListener('abort', () => abandon(request), { once: true });
-    },
-    onContextBuilding({ context, extendContext }) {
-      extendContext(scopeOf(context.request).context);
-    },
-    onRequestParse({ request, requestParser, setRequestParser }) {
-      // Only a server that accepts batches can receive one; the others skip this wrapper.
-      if (!options.batching || !requestParser) return;
-      const parse = requestParser;
-      setRequestParser(async (req) => {
-        const params = await parse(req);
-        if (Array.isArray(params)) batches.set(request, true);
-        return params;
-      });
-    },
-    onExecute({ args }) {
-      const { request } = args.contextValue;
-      const scope = scopes.get(request)?.scope;
-      const operation = getOperationAST(args.document, args.operationName);
-      // Only a transaction pooler's scope plans (see RequestScope.planStatements): skip the walk.
-      if (options.pooler) {
-        scope?.planStatements(!batches.get(request) && runsAtMostOneStatement(args.schema, args.document, args.operationName));
-      }
-      // A mutation may write outside a transaction: never retry its statements on a new connection.
-      if (operation?.operation !== 'query') scope?.markWrites();
-      // A lone query only reads and may run on a replica; the operations of a batch share one
-      // connection, so a batch runs on the primary whatever its operations are.
-      else if (!batches.get(request)) scope?.markReadOnly();
-    },
-    async onResultProcess({ request, result, setResult }) {
-      if (isAsyncIterable(result)) return;
-      const failure = await finish(request);
-      if (failure) setResult(Array.isArray(result) ? result.map(() => ({ errors: [failure] })) : { errors: [failure] });
-    },
-    async onResponse({ request }) {
-      await releaseScopeOf(request);
-    },
-    fastPath: {
+  return withRequestLifecycle<RequestContext>(
+    {
+      requestAborted: abandon,
       async resultReady(request, result) {
         const failure = await finish(request);
-        return failure ? { errors: [failure] } : result;
+        if (!failure) return result;
+        return Array.isArray(result) ? result.map(() => ({ errors: [failure] })) : { errors: [failure] };
       },
-      requestAborted: abandon,
       responseReady: releaseScopeOf,
     },
-  };
+    {
+      onContextBuilding({ context, extendContext }) {
+        extendContext(scopeOf(context.request).context);
+      },
+      onRequestParse({ request, requestParser, setRequestParser }) {
+        // Only a server that accepts batches can receive one; the others skip this wrapper.
+        if (!options.batching || !requestParser) return;
+        const parse = requestParser;
+        setRequestParser(async (req) => {
+          const params = await parse(req);
+          if (Array.isArray(params)) batches.set(request, true);
+          return params;
+        });
+      },
+      onExecute({ args }) {
+        const { request } = args.contextValue;
+        const scope = scopes.get(request)?.scope;
+        const operation = getOperationAST(args.document, args.operationName);
+        // Only a transaction pooler's scope plans (see RequestScope.planStatements): skip the walk.
+        if (options.pooler) {
+          scope?.planStatements(!batches.get(request) && runsAtMostOneStatement(args.schema, args.document, args.operationName));
+        }
+        // A mutation may write outside a transaction: never retry its statements on a new connection.
+        if (operation?.operation !== 'query') scope?.markWrites();
+        // A lone query only reads and may run on a replica; the operations of a batch share one
+        // connection, so a batch runs on the primary whatever its operations are.
+        else if (!batches.get(request)) scope?.markReadOnly();
+      },
+    },
+  );
 }
 
 function toError(value: unknown): Error {

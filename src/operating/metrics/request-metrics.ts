@@ -1,6 +1,6 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { RequestScopeStats } from '../../db/request/request-scope.js';
-import type { LoaderBatchObserver } from '../../loaders/request-loaders.js';
+import type { LoaderBatchObserver } from '../../loaders/create-loaders.js';
 
 /** What the metrics of one server record per request and per loader batch. */
 export interface RequestMetrics {
