@@ -51,8 +51,8 @@ const CONTENT_LENGTH = /^[1-9]\d*$/;
 
 /**
  * The common request — `POST` of one operation as a JSON object to the GraphQL endpoint — answered
- * without graphql-yoga's HTTP layer, which cost about half of the server's CPU on
- * `{ items { number } }` (docs/benchmarks-profile.md): the conversion of Node's request and
+ * without graphql-yoga's HTTP layer, the largest cost of `{ items { number } }` in the server
+ * (docs/benchmarks-profile.md): the conversion of Node's request and
  * response to fetch `Request`/`Response` objects and back, its request parsing and its chain of
  * promise helpers. Every other request (GET, GraphiQL, `/health`, `/ready`, `/metrics`, batches,
  * other content types, chunked or oversized bodies, bodies that are not a JSON object, streaming
@@ -62,13 +62,13 @@ const CONTENT_LENGTH = /^[1-9]\d*$/;
  * `getResultForParams` (parameter checks, persisted documents, the parse and validation caches,
  * the limits, the request scope, execution with graphql-jit, error masking, the partial-data
  * status) and the response is built by graphql-yoga's `processRegularResult`, with its status
- * codes and media type negotiation, and its default CORS headers; a result without errors or
+ * codes, media type negotiation and default CORS headers (what is copied of graphql-yoga is in
+ * ./yoga-http-behaviour.ts); a result without errors or
  * extensions (neither can set a status or a header) is written as that function would answer it,
  * 200 and its JSON, without the fetch `Response` it builds to say so. What the fast path does
  * itself is what graphql-yoga's HTTP layer did around that, and it calls each plugin's
- * {@link FastPathHooks} where graphql-yoga would call its `onRequest`, `onResultProcess` and
- * `onResponse` hooks (and, when the client leaves early, where an `abort` listener would fire), so
- * the request log, the metrics and the release of the request's connection happen on both paths
+ * {@link RequestLifecycle} at the points where graphql-yoga calls the hooks derived from it
+ * (`onRequest`, `onResultProcess`, `onResponse`, and an `abort` listener), so the request log, the metrics and the release of the request's connection happen on both paths
  * alike. The test suite runs against this listener, and test/http/fast-path.test.ts compares its
  * answers with graphql-yoga's byte for byte.
  */
@@ -227,8 +227,8 @@ interface AbortableRequest extends Request {
 
 /**
  * `Base` (graphql-yoga's `Request` class) with a `signal` made at its first read rather than
- * passed in: an `AbortController` and its signal cost about 3 µs to create, and the fast path's
- * own hooks learn of an abort from {@link FastPathHooks.requestAborted}, so a request whose signal
+ * passed in: an `AbortController` and its signal are costly to create, and the fast path's
+ * own hooks learn of an abort from `RequestLifecycle.requestAborted`, so a request whose signal
  * nothing reads never makes one. A signal read after the abort is already aborted.
  */
 function abortableRequestClass(Base: typeof Request): new (url: string, init: RequestInit) => AbortableRequest {

@@ -5,14 +5,14 @@
  *
  * A `WeakMap` keyed by the request would do the same job, but each entry keyed by a short-lived
  * object is an ephemeron the garbage collector traces at every scavenge, and a set and a get cost
- * about 0.45 µs where a property costs 0.01 µs (a micro-benchmark, Node 20); the plugins kept
- * seven such entries per request before. A property dies with its object, as the entry would.
+ * many times a property's (docs/benchmarks-profile.md); the plugins kept seven such entries per
+ * request before. A property dies with its object, as the entry would.
  * Symbol-keyed properties are left out of `JSON.stringify`, `Object.keys` and `for…in` (a
  * spread or `Object.assign` of the request does copy them, and `util.inspect` shows them).
  *
  * Not for graphql-yoga's GraphQL context: resolvers and envelop read that object all through an
  * operation, and a property added to it slowed those reads more than a `WeakMap` entry costs
- * (`bench:cpu`, W1: 4 %).
+ * (`npm run bench:cpu`).
  */
 export class RequestSlot<Value> {
   readonly #key: symbol;

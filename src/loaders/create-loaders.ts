@@ -58,8 +58,7 @@ export function createLoaders(db: Kysely<Database>, onBatch?: LoaderBatchObserve
 
 /**
  * {@link Loaders}, each made at its first use: most operations use one or none of them (W1
- * none), and four DataLoaders with their caches per request were garbage to collect (W1's server
- * CPU fell by 3-4 % without them). A loader's getter runs once: the loader is then kept as a
+ * none), and four DataLoaders with their caches per request were garbage to collect. A loader's getter runs once: the loader is then kept as a
  * plain property of the object, so the many reads of a nested query (W2: 240) cost nothing more.
  */
 class RequestLoaders implements Loaders {
@@ -104,8 +103,8 @@ class RequestLoaders implements Loaders {
     return this.#keep('itemsByCategory', new DataLoader<CategoryItemsKey, ItemRowPart[], string>(
       observed('itemsByCategory', this.onBatch, async (keys) => {
         const pages: ItemRowPart[][] = keys.map(() => []);
-        // Each row is kept as pg made it (its extra `key_index` is never read again): copying 200
-        // rows without it cost W2 about 3 % of its CPU.
+        // Each row is kept as pg made it (its extra `key_index` is never read again): copying every
+        // row without it cost W2 more than the key is worth.
         for (const row of await findItemsByCategories(db, keys)) {
           pages[row.key_index]?.push(row);
           // Whole rows were fetched anyway: later `item(id:)` loads of the same request cost nothing.

@@ -11,7 +11,7 @@ export interface ItemKey {
 
 /**
  * Items by id, reading only the columns each load asks for (a gateway's `_entities` call for 100
- * items' `id number label` reads three columns, not five: 5 % less server CPU on W5): a
+ * items' `id number label` reads three columns, not five): a
  * {@link ValueOrPromiseLoader} keyed by id and columns, typed so that a load without columns gets whole rows.
  *
  * Loads of one tick share ONE statement reading the union of their columns (and `id`). A row

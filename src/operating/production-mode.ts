@@ -2,7 +2,7 @@
  * Imported first by the process entries (`src/main.ts`, the bench server), before graphql-js
  * loads: graphql-js reads `NODE_ENV` once, when it loads, and outside production it checks every
  * `instanceof` of its own classes for a second copy of itself (a helpful message for a bundling
- * mistake, and 6 % of the server's time on the nested workload W2). `npm start` is how the server
+ * mistake, and a noticeable cost on the nested workload W2). `npm start` is how the server
  * is run in production; a `NODE_ENV` set by the user is kept.
  */
 process.env['NODE_ENV'] ??= 'production';

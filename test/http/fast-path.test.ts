@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { regularMediaType } from '../../src/http/yoga-http-behaviour.js';
+import { COPIED_YOGA_VERSION, regularMediaType } from '../../src/http/yoga-http-behaviour.js';
 import { startTestServer, type TestServer, useTestEnvironment } from '../support/server.js';
 import { W1, W2, W3 } from '../support/workloads.js';
 
@@ -18,6 +19,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await yogaOnly?.close();
+});
+
+describe('the graphql-yoga the fast path copies', () => {
+  it('is the version installed: an upgrade must read yoga-http-behaviour.ts again first', () => {
+    const installed = (createRequire(import.meta.url)('graphql-yoga/package.json') as { version: string }).version;
+    expect(installed.split('.').slice(0, 2).join('.')).toBe(COPIED_YOGA_VERSION);
+  });
 });
 
 /** A request as a client sends it. */

@@ -12,8 +12,8 @@ const compiledByShape = new Map<string, CompiledQuery<unknown>>();
 /**
  * The statement `compile` returns, compiled once per `shape` and run again with each call's `values`.
  * Kysely builds and compiles a statement on every call (operation nodes, a visitor over them,
- * frozen objects): about 15 µs of the 250-300 µs of server CPU that `{ items { number } }` cost,
- * for SQL text that only depends on which clauses and columns the call has.
+ * frozen objects), a real part of what `{ items { number } }` costs the server, for SQL text
+ * that only depends on which clauses and columns the call has.
  *
  * `shape` must name everything the SQL text depends on (the statement, its optional clauses, its
  * columns); `values` must be the statement's parameters, in the order they appear in its SQL.

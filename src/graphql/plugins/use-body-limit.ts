@@ -12,7 +12,7 @@ function tooLarge() {
 /**
  * Refuses request bodies over `maxBytes` with 413 `REQUEST_ENTITY_TOO_LARGE`, as graphql-yoga's
  * own `maxRequestBodySize` does (same checks, same error), but without its cost on every request:
- * Yoga pipes every body through a byte-counting stream, which took 9.5 % of the server's time on
+ * Yoga pipes every body through a byte-counting stream, one of the larger costs of
  * `{ items { number } }` (docs/benchmarks-profile.md). A body with a valid `Content-Length` needs
  * no stream: the length is checked up front, and Node's HTTP parser never delivers more bytes than
  * it announces. Only a body without one (chunked) is counted while it is read, and cut off as soon

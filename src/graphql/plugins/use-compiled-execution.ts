@@ -5,8 +5,8 @@ import type { Plugin, YogaInitialContext } from 'graphql-yoga';
 /**
  * Executes operations with graphql-jit: each document is compiled once into a function (cached
  * by document, and graphql-yoga's parse cache hands out the same document for the same text),
- * instead of being interpreted field by field on every request. The executor took 28 % of the
- * server's time on the nested workload W2 (docs/benchmarks-profile.md).
+ * instead of being interpreted field by field on every request: the executor is the largest cost of
+ * the nested workload W2 (docs/benchmarks-profile.md).
  *
  * graphql-js's executor still runs what the compiled path would get wrong:
  * - documents with several operations: @envelop/graphql-jit caches one compiled function per
@@ -20,8 +20,8 @@ import type { Plugin, YogaInitialContext } from 'graphql-yoga';
  * graphql-js's executor runs: their `args.signal` is the request's, so that executor stops
  * resolving fields once the client has gone away. graphql-jit has no such check, so compiled
  * operations do not read the signal, and a request answered by the fast path then never makes
- * one (an `AbortSignal` costs about 3 µs; `bench:cpu` put graphql-yoga's plugin, which reads it
- * for every operation, at 4 % of `{ items { number } }`). Either way a request whose client
+ * one (an `AbortSignal` is costly to make, and graphql-yoga's plugin read it for every
+ * operation). Either way a request whose client
  * left has its scope released, which refuses its further statements. Subscriptions are not
  * handled (the schema has none): a host adding one through `extend` would get graphql-js's
  * `subscribe` without a signal.

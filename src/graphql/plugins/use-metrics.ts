@@ -51,9 +51,9 @@ interface OperationLabels {
  * HTTP request, with method and status), `graphql_envelop_request_duration` (the operation's
  * execution) and the `graphql_envelop_request` counter. They are recorded here rather than by
  * that plugin: its generic hooks, label callbacks and timers cost more than the observations
- * themselves (W1, bench: 0.30-0.31 ms of server CPU per request with it, see the commit that
- * replaced it). Left off, as before: the parse and validate phases (cache hits for every document
- * seen before, and 10 % of the server's CPU on the simplest query), a per-operation summary
+ * themselves (measured in the commit that replaced it). Left off, as before: the parse and
+ * validate phases (cache hits for every document seen before, and costly to time on every
+ * request), a per-operation summary
  * (quantiles computed in process, which the histograms make redundant), the deprecated-field
  * counter (a schema walk of every parsed document), resolver timing (costly), and a `url` label
  * (a GET request's whole query string would become a label value).
@@ -94,7 +94,7 @@ export function useMetrics(options: UseMetricsOptions): LifecyclePlugin<YogaInit
     registers,
   });
   // Kept by context in WeakMaps, not as properties of it (RequestSlot): a property added to
-  // graphql-yoga's context object slowed every later read of it, resolvers' included (W1: 4 %).
+  // graphql-yoga's context object slowed every later read of it, resolvers' included.
   /** The labels of each GraphQL context whose document parsed. */
   const contextLabels = new WeakMap<object, OperationLabels>();
   /** When each GraphQL context's operation began to execute. */

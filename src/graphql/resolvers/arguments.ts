@@ -12,7 +12,7 @@ const CANONICAL_DIGITS = /^[1-9]\d*$/;
  * itself is not echoed: it may be huge or hold control characters.
  */
 export function parseId(value: string, argument: string): string {
-  // The common case, without a BigInt (3-5 % of W3's server CPU, 6-12 % of W5's): digits with no
+  // The common case, without a BigInt (a cost on every id of W3 and W5): digits with no
   // leading zero, too few to reach 2^63, are already the canonical form. (`_entities` hands over
   // whatever a representation holds, so `value` may not even be a string: the checks below say so.)
   if (typeof value === 'string' && value.length < 19 && CANONICAL_DIGITS.test(value)) return value;

@@ -24,8 +24,8 @@ const cache = new WeakMap<ReadonlySet<string>, readonly ItemColumn[]>();
 /**
  * The columns of `items` that the field being resolved (a list of items, `item(id:)`, or a
  * gateway's `_entities`) needs for the `Item` subfields it selects, in table order:
- * `{ items { number } }` reads `number` alone where a whole row is five columns (W1's server time
- * fell by 12-20 % with it, see docs/benchmarks-profile.md). A name not in the map (a field of
+ * `{ items { number } }` reads `number` alone where a whole row is five columns (what that saves
+ * is measured in docs/benchmarks-profile.md). A name not in the map (a field of
  * another type in `_entities`' fragments) reads every column. Never empty: `{ items { __typename } }`
  * reads `id`.
  */
