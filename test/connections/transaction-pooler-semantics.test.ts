@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { usePostgresStatements } from '../support/postgres-statements.js';
 import { useTestEnvironment } from '../support/server.js';
 import pg from 'pg';
 import { W1, W2 } from '../support/workloads.js';
@@ -7,11 +8,12 @@ const W4 = 'mutation { createItem(input: { number: 7, label: "x", categoryId: "1
 
 /**
  * DATABASE_POOLER=transaction, on PostgreSQL directly: what the server sends (counted by the
- * request scope) and that it means what it should — timeouts set per transaction, an operation
+ * request scope, and by PostgreSQL's pg_stat_statements) and that it means what it should — timeouts set per transaction, an operation
  * of several statements in one transaction, a failed write that leaves the others standing.
  * Through a real PgBouncer: test/topology/pgbouncer.test.ts.
  */
 const t = useTestEnvironment({ pooler: 'transaction', statementTimeoutMs: 500, size: 1, maxOverflow: 1 });
+const postgres = usePostgresStatements(() => t.database);
 
 describe('behind a transaction pooler (DATABASE_POOLER=transaction)', () => {
   it('runs a one-statement operation without BEGIN/COMMIT', async () => {
@@ -36,6 +38,28 @@ describe('behind a transaction pooler (DATABASE_POOLER=transaction)', () => {
     expect(response.body.errors).toBeUndefined();
     expect(stats?.statements).toBe(4);
     expect(await t.database.appConnections()).toMatchObject({ idleInTransaction: 0 });
+  });
+
+  it('sends PostgreSQL what the scope counts: SET LOCAL with a lone statement, BEGIN and COMMIT around several', async (context) => {
+    // The scope counts a round trip as one statement; PostgreSQL counts each statement in it:
+    // `SET LOCAL statement_timeout` travels with a lone statement, and BEGIN with two SET LOCALs.
+    const cases = [
+      ['W1', W1, { begin: 0, setLocal: 1, data: 1, commit: 0, rollback: 0 }],
+      ['W4', W4, { begin: 0, setLocal: 1, data: 1, commit: 0, rollback: 0 }],
+      ['W2', W2, { begin: 1, setLocal: 2, data: 2, commit: 1, rollback: 0 }],
+      [
+        'a list and a single count',
+        '{ categories(first: 1) { name } category(id: "2") { itemCount } }',
+        { begin: 1, setLocal: 2, data: 3, commit: 1, rollback: 0 },
+      ],
+    ] as const;
+    for (const [name, query, expected] of cases) {
+      const { result, seen } = await postgres.during(context, () => t.server.measure(query));
+      expect(result.response.body.errors, name).toBeUndefined();
+      expect(seen.byKind, `${name}, statements PostgreSQL ran:\n${seen.listing}`).toEqual(expected);
+      // The scope's count: one per round trip (BEGIN with its SET LOCALs is one, so is SET LOCAL with its statement).
+      expect(result.stats?.statements, name).toBe(expected.begin + expected.data + expected.commit);
+    }
   });
 
   it('cuts off a long statement of a multi-statement operation with STATEMENT_TIMEOUT (SET LOCAL in its transaction)', async () => {

@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { usePostgresStatements } from '../support/postgres-statements.js';
 import { useTestEnvironment } from '../support/server.js';
 import { W1, W2, W3 } from '../support/workloads.js';
 
 const t = useTestEnvironment();
+// The counts above come from the request scope, the code under test; PostgreSQL's own count
+// (pg_stat_statements) confirms them.
+const postgres = usePostgresStatements(() => t.database);
 
 interface W2Category {
   name: string;
@@ -112,5 +116,22 @@ describe('batched loading (I4)', () => {
     const withUnknown = await t.server.measure('{ a: item(id: "1") { id } b: item(id: "123456") { id } }');
     expect(withUnknown.stats?.statements).toBe(1);
     expect(withUnknown.response.body.data).toEqual({ a: { id: '1' }, b: null });
+  });
+
+  it('runs W1, W2 and W3 in the statements PostgreSQL counts: 1, 2 and 1, whatever the number of rows', async (context) => {
+    const largeW2 = W2.replace('first: 20', 'first: 30').replace('first: 10', 'first: 30');
+    for (const [name, query, expected] of [
+      ['W1', W1, 1],
+      ['W2', W2, 2],
+      ['W2 with 30 x 30 rows', largeW2, 2],
+      ['W3', W3, 1],
+    ] as const) {
+      const { result, seen } = await postgres.during(context, () => t.server.measure(query));
+      expect(result.response.body.errors, name).toBeUndefined();
+      expect(seen.total, `${name}, statements PostgreSQL ran:\n${seen.listing}`).toBe(expected);
+      expect(seen.byKind, name).toMatchObject({ begin: 0, commit: 0 });
+      // The scope's own counter, which the tests above rely on, agrees.
+      expect(result.stats?.statements, name).toBe(seen.total);
+    }
   });
 });

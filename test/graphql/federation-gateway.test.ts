@@ -2,10 +2,13 @@ import { createGatewayRuntime, type GatewayRuntime } from '@graphql-hive/gateway
 import { composeServices } from '@theguild/federation-composition';
 import { parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { usePostgresStatements } from '../support/postgres-statements.js';
 import { reviewsOf, REVIEWS_SDL, startReviewsSubgraph } from '../support/reviews-subgraph.js';
 import { useTestEnvironment } from '../support/server.js';
 
 const t = useTestEnvironment();
+// The request scope counts its own statements; pg_stat_statements confirms from PostgreSQL's side.
+const postgres = usePostgresStatements(() => t.database);
 let reviews: Awaited<ReturnType<typeof startReviewsSubgraph>>;
 let gateway: GatewayRuntime;
 
@@ -74,6 +77,17 @@ describe('poolgraph behind a federation gateway', () => {
     expect(calls).toHaveLength(1);
     expect(calls[0]).toMatchObject({ connectionsTaken: 1, statements: 2 });
   });
+
+  it('costs PostgreSQL 2 statements for the gateway\'s `_entities` call of 30 items with their categories', async (context) => {
+    const ids = Array.from({ length: 30 }, (_, i) => String(i * 7 + 3));
+    const { result, seen } = await postgres.during(context, () =>
+      throughGateway(`{ reviews(itemIds: ${JSON.stringify(ids)}) { stars item { id number category { name } } } }`),
+    );
+    expect(result.errors).toBeUndefined();
+    expect(seen.total, `statements PostgreSQL ran:\n${seen.listing}`).toBe(2);
+    expect(seen.calls(/\bfrom "items"/), seen.listing).toBe(1);
+    expect(seen.calls(/\bfrom "categories"/), seen.listing).toBe(1);
+  });
 });
 
 describe('_entities (W5)', () => {
@@ -108,5 +122,24 @@ describe('_entities (W5)', () => {
     );
     expect(response.body.data).toEqual({ _entities: [{ name: 'category-2' }, { number: 5 }, null, { number: 6 }] });
     expect(stats?.statements).toBe(2);
+  });
+
+  it('costs PostgreSQL 1 statement for 100 Item representations, and 1 per type for a mix', async (context) => {
+    const items = Array.from({ length: 100 }, (_, i) => ({ __typename: 'Item', id: String(100 - i) }));
+    const w5 = await postgres.during(context, () =>
+      t.server.measure('query($r: [_Any!]!) { _entities(representations: $r) { ... on Item { id number } } }', { r: items }),
+    );
+    expect(w5.result.response.body.errors).toBeUndefined();
+    expect(w5.seen.total, `W5, statements PostgreSQL ran:\n${w5.seen.listing}`).toBe(1);
+    expect(w5.result.stats?.statements).toBe(w5.seen.total);
+
+    const mixed = await postgres.during(context, () =>
+      t.server.measure('query($r: [_Any!]!) { _entities(representations: $r) { ... on Item { number } ... on Category { name } } }', {
+        r: [...items.slice(0, 50), ...Array.from({ length: 20 }, (_, i) => ({ __typename: 'Category', id: String(i + 1) }))],
+      }),
+    );
+    expect(mixed.result.response.body.errors).toBeUndefined();
+    expect(mixed.seen.total, `Items and Categories, statements PostgreSQL ran:\n${mixed.seen.listing}`).toBe(2);
+    expect(mixed.result.stats?.statements).toBe(mixed.seen.total);
   });
 });

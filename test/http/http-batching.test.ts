@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { usePostgresStatements } from '../support/postgres-statements.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 const LIMIT = 10;
@@ -7,6 +8,8 @@ const LIMIT = 10;
 let database: TestDatabase;
 let batching: TestServer;
 let plain: TestServer;
+// The scope's statement count, confirmed by PostgreSQL's own (pg_stat_statements).
+const postgres = usePostgresStatements(() => database);
 
 beforeAll(async () => {
   database = await createTestDatabase();
@@ -47,6 +50,18 @@ describe('HTTP batching (HTTP_BATCH_LIMIT)', () => {
     expect(batching.acquired.length - acquired).toBe(1);
     // One scope for the whole HTTP request: items by id in one statement, categories in another.
     expect(batching.released.slice(released)).toEqual([expect.objectContaining({ connectionsTaken: 1, statements: 2 })]);
+  });
+
+  it('costs PostgreSQL 2 statements for a batch of 5 operations: items by id, then their categories', async (context) => {
+    const operations = [3, 14, 15, 92, 65].map((id) => ({
+      query: 'query($id: ID!) { item(id: $id) { number category { name } } }',
+      variables: { id: String(id) },
+    }));
+    const { result, seen } = await postgres.during(context, () => postBatch(batching, operations));
+    expect(result.status).toBe(200);
+    expect(seen.total, `statements PostgreSQL ran:\n${seen.listing}`).toBe(2);
+    expect(seen.calls(/\bfrom "items"/), seen.listing).toBe(1);
+    expect(seen.calls(/\bfrom "categories"/), seen.listing).toBe(1);
   });
 
   it(`refuses a batch of more than ${LIMIT} operations with a clear error, taking no connection`, async () => {

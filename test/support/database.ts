@@ -36,6 +36,10 @@ export async function createTestDatabase(size: SeedSize = TEST_SEED): Promise<Te
   await withOneConnection(url, (db) => seed(db, size));
 
   const observer = new pg.Pool({ connectionString: url, max: 1, application_name: 'poolgraph-test' });
+  // pg-pool's end() resolves before its connections have closed; `drop database … with (force)`
+  // then terminates a backend whose client is still ending, and that client's `error` event,
+  // with no listener, failed the run as an uncaught exception.
+  observer.on('connect', (client) => client.on('error', () => undefined));
   const query = async <Row extends pg.QueryResultRow>(sql: string, params: unknown[] = []) =>
     (await observer.query<Row>(sql, params)).rows;
   return {

@@ -19,25 +19,39 @@ declare module 'vitest' {
   export interface ProvidedContext {
     /** A database URL whose role may CREATE DATABASE; each test file makes its own database. */
     adminDatabaseUrl: string;
+    /**
+     * True when the run's PostgreSQL is the embedded one, started with `pg_stat_statements`
+     * preloaded: tests that count statements on PostgreSQL's side must then run, not skip.
+     */
+    statementStatsPreloaded: boolean;
   }
 }
 
 /**
  * Starts one PostgreSQL for the whole run: the server at `TEST_DATABASE_URL` when set, otherwise
  * an embedded one in a fresh folder under the system temp directory (world-traversable, so the
- * `postgres` user can use it when we run as root), deleted when the run ends.
+ * `postgres` user can use it when we run as root), with `pg_stat_statements` preloaded, deleted
+ * when the run ends.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const external = process.env.TEST_DATABASE_URL;
   if (external) {
     project.provide('adminDatabaseUrl', external);
+    project.provide('statementStatsPreloaded', false);
     return async () => {};
   }
   const folder = await mkdtemp(join(tmpdir(), 'poolgraph-test-'));
   // mkdtemp makes the folder 0700; the `postgres` user must be able to traverse it.
   await chmod(folder, 0o755);
-  const embedded = await startEmbeddedDatabase({ dataDir: join(folder, 'data'), persistent: false });
+  // pg_stat_statements lets tests confirm from PostgreSQL's side the statement counts that the
+  // request scope reports about itself (test/support/postgres-statements.ts).
+  const embedded = await startEmbeddedDatabase({
+    dataDir: join(folder, 'data'),
+    persistent: false,
+    postgresFlags: ['-c', 'shared_preload_libraries=pg_stat_statements'],
+  });
   project.provide('adminDatabaseUrl', embedded.url);
+  project.provide('statementStatsPreloaded', true);
   return async () => {
     await embedded.stop();
     await rm(folder, { recursive: true, force: true });
