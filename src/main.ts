@@ -139,8 +139,17 @@ async function seedIfEmpty(url: string, logger: Logger): Promise<void> {
 }
 
 /**
+ * How long after a signal the same signal again counts as that one. `npm start` forwards the
+ * SIGINT/SIGTERM it receives to this process, so a signal sent to the whole process group (a
+ * terminal's Ctrl-C, `kill -- -PGID`) arrives twice within moments: once straight, once from npm.
+ * Taken as a second Ctrl-C, the copy would cut short the drain the first one started.
+ */
+const SAME_SIGNAL_WINDOW_MS = 1_000;
+
+/**
  * SIGINT/SIGTERM, listened to from the very start until exit: the first one asks for a shutdown
- * (`received` resolves), later ones cut the draining short. Node never dies of these signals while
+ * (`received` resolves), later ones cut the draining short, except the same signal again within
+ * {@link SAME_SIGNAL_WINDOW_MS} (npm's forwarded copy). Node never dies of these signals while
  * this listens, so the embedded database is always stopped on the way out.
  */
 class ShutdownSignal {
@@ -163,11 +172,16 @@ class ShutdownSignal {
     return () => this.#onRepeat.delete(action);
   }
 
+  #last: { signal: NodeJS.Signals; at: number } | undefined;
+
   readonly #onSignal = (signal: NodeJS.Signals): void => {
+    const at = performance.now();
+    const copy = this.#last?.signal === signal && at - this.#last.at < SAME_SIGNAL_WINDOW_MS;
+    this.#last = { signal, at };
     if (this.requested === undefined) {
       this.requested = signal;
       this.#resolve(signal);
-    } else {
+    } else if (!copy) {
       for (const action of this.#onRepeat) action();
     }
   };

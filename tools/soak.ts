@@ -6,7 +6,11 @@
  * exits 1 if an invariant broke:
  * - the app never held more than POOL_SIZE + POOL_MAX_OVERFLOW connections (pg_stat_activity);
  * - afterwards at most POOL_SIZE remain, none `idle in transaction`;
- * - every createItem that was acknowledged is in the table, and none that reported failure is.
+ * - every createItem that was acknowledged is in the table, and none that reported failure is;
+ * - the heap does not keep growing after warm-up (see {@link heapGrowth}; needs `--expose-gc`,
+ *   which `npm run soak` passes).
+ * It samples memory about 30 times over the run (`--sample-every-ms`), printing each sample to
+ * stderr and all of them in the summary.
  * Pool settings come from the environment like the server's (POOL_SIZE, POOL_MAX_OVERFLOW, ...).
  */
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
@@ -31,6 +35,7 @@ const { values } = parseArgs({
     'kill-every-ms': { type: 'string', default: '2000' },
     'restart-every-ms': { type: 'string', default: '5000' },
     'restart-down-ms': { type: 'string', default: '500' },
+    'sample-every-ms': { type: 'string', default: '0' },
   },
 });
 
@@ -39,8 +44,19 @@ const connections = boundedInteger('connections', values.connections, 1, 1024);
 const killEveryMs = boundedInteger('kill-every-ms', values['kill-every-ms'], 100, 3_600_000);
 const restartEveryMs = boundedInteger('restart-every-ms', values['restart-every-ms'], 500, 3_600_000);
 const restartDownMs = boundedInteger('restart-down-ms', values['restart-down-ms'], 0, 60_000);
+/** 0: about 30 samples over the run. */
+const sampleEveryMs =
+  boundedInteger('sample-every-ms', values['sample-every-ms'], 0, 3_600_000) || Math.max(500, Math.round((seconds * 1000) / 30));
 /** A hard cap on requests, whatever the machine's speed: the loop is bounded in count and time. */
 const MAX_REQUESTS = seconds * 20_000;
+
+/** The first third of the run: pools filling, JIT, caches (validation, statements) warming. */
+const WARM_UP_SHARE = 1 / 3;
+/** Growth tolerated above the baseline: the larger of this many MiB and this share of it. */
+const HEAP_TOLERANCE_MIB = 12;
+const HEAP_TOLERANCE_SHARE = 0.15;
+/** A steady climb smaller than this is not called a leak (noise of a few MiB between samples). */
+const HEAP_TREND_FLOOR_MIB = 4;
 
 function boundedInteger(name: string, value: string, min: number, max: number): number {
   const parsed = Number(value);
@@ -165,6 +181,37 @@ async function poller(): Promise<void> {
   }
 }
 
+interface MemorySample {
+  /** Seconds since the load started. */
+  s: number;
+  rssMiB: number;
+  heapUsedMiB: number;
+  /** heapUsed right after a full collection; only with `node --expose-gc`. */
+  heapAfterGcMiB?: number;
+}
+const samples: MemorySample[] = [];
+const startedAt = Date.now();
+const gc: (() => void) | undefined = typeof globalThis.gc === 'function' ? globalThis.gc : undefined;
+function sampleMemory(): void {
+  const before = process.memoryUsage();
+  gc?.();
+  const sample: MemorySample = {
+    s: Math.round((Date.now() - startedAt) / 100) / 10,
+    rssMiB: mib(before.rss),
+    heapUsedMiB: mib(before.heapUsed),
+    ...(gc ? { heapAfterGcMiB: mib(process.memoryUsage().heapUsed) } : {}),
+  };
+  samples.push(sample);
+  process.stderr.write(`soak memory ${JSON.stringify(sample)}\n`);
+}
+
+async function sampler(): Promise<void> {
+  while (running()) {
+    sampleMemory();
+    await new Promise((resolve) => setTimeout(resolve, Math.min(sampleEveryMs, Math.max(0, deadline - Date.now()))));
+  }
+}
+
 async function killer(): Promise<void> {
   while (running()) {
     await new Promise((resolve) => setTimeout(resolve, killEveryMs));
@@ -195,7 +242,7 @@ async function restarter(): Promise<void> {
 let exitCode = 0;
 const problems: string[] = [];
 try {
-  await Promise.all([...Array.from({ length: connections }, (_, id) => client(id)), poller(), killer(), restarter()]);
+  await Promise.all([...Array.from({ length: connections }, (_, id) => client(id)), poller(), killer(), restarter(), sampler()]);
 
   // Afterwards: overflow connections close after the idle timeout; POOL_SIZE may stay.
   let after = await appConnections();
@@ -204,6 +251,8 @@ try {
     await new Promise((resolve) => setTimeout(resolve, 100));
     after = await appConnections();
   }
+  // Load over, overflow connections closed: what is still held now is kept, not in flight.
+  sampleMemory();
 
   const stored = new Set(
     (await observe<{ label: string }>("select label from items where label like 'soak-%'"))?.map((row) => row.label) ?? [],
@@ -221,6 +270,13 @@ try {
   if (lost.length > 0) problems.push(`${lost.length} acknowledged writes missing, e.g. ${lost[0]}`);
   if (phantom.length > 0) problems.push(`${phantom.length} writes reported as failed exist, e.g. ${phantom[0]}`);
   if (acknowledged.size === 0) problems.push('no write was acknowledged: the soak did not exercise writes');
+  const growth = heapGrowth(samples);
+  if (growth?.leaking) {
+    problems.push(
+      `heap after GC grew from ${growth.baselineMiB} MiB after warm-up to ${growth.endMiB} MiB after the load ` +
+        `(${growth.climbing ? 'climbing steadily' : `more than ${growth.toleranceMiB} MiB`}): something keeps what requests leave behind`,
+    );
+  }
 
   const summary = {
     seconds,
@@ -245,6 +301,8 @@ try {
       rssEnd: mib(memoryAtEnd.rss),
       heapUsedStart: mib(memoryAtStart.heapUsed),
       heapUsedEnd: mib(memoryAtEnd.heapUsed),
+      heapGrowth: growth ?? 'not measured: run node with --expose-gc',
+      samples,
     },
     problems,
   };
@@ -258,6 +316,31 @@ try {
   await rm(folder, { recursive: true, force: true });
 }
 process.exit(exitCode);
+
+/**
+ * Whether the heap kept growing after warm-up. Measured after a full GC, so garbage does not
+ * count; the baseline is the lowest heap of the middle third of the run, the end is the last
+ * sample (the load over, so nothing in flight). Leaking: the end exceeds the baseline by more than
+ * the tolerance, or the heap climbed steadily, every sample of the last third above every sample
+ * of the middle third, by more than {@link HEAP_TREND_FLOOR_MIB} (a short run's small leak).
+ * Undefined without `--expose-gc`, or with too few samples.
+ */
+function heapGrowth(all: MemorySample[]):
+  | { baselineMiB: number; endMiB: number; toleranceMiB: number; climbing: boolean; leaking: boolean }
+  | undefined {
+  const warmUpS = seconds * WARM_UP_SHARE;
+  const measured = all.filter((sample) => sample.heapAfterGcMiB !== undefined);
+  const heap = (samples: MemorySample[]) => samples.map((sample) => sample.heapAfterGcMiB ?? Number.NaN);
+  const middle = heap(measured.filter((sample) => sample.s >= warmUpS && sample.s < 2 * warmUpS));
+  const last = heap(measured.filter((sample) => sample.s >= 2 * warmUpS));
+  const endMiB = all.at(-1)?.heapAfterGcMiB;
+  if (middle.length === 0 || last.length === 0 || endMiB === undefined) return undefined;
+  const baselineMiB = Math.min(...middle);
+  const toleranceMiB = Math.round(Math.max(HEAP_TOLERANCE_MIB, baselineMiB * HEAP_TOLERANCE_SHARE) * 10) / 10;
+  const growth = endMiB - baselineMiB;
+  const climbing = Math.min(...last) > Math.max(...middle) && growth > HEAP_TREND_FLOOR_MIB;
+  return { baselineMiB, endMiB, toleranceMiB, climbing, leaking: growth > toleranceMiB || climbing };
+}
 
 function mib(bytes: number): number {
   return Math.round((bytes / 1024 / 1024) * 10) / 10;

@@ -5,11 +5,19 @@ import type { RequestContext } from '../../src/graphql/context.js';
 import { poolSource } from '../../src/db/request/connection-source.js';
 import { RequestFinishedError, type RequestScopeStats } from '../../src/db/request/request-scope.js';
 import { useRequestScope } from '../../src/graphql/plugins/use-request-scope.js';
-import { eventually, startTestServer, type TestServer, useTestEnvironment } from '../support/server.js';
-import { markedLabels } from '../support/test-schema.js';
+import { eventually, resolverFinished, resolverStarted, startTestServer, type TestServer, useTestEnvironment } from '../support/server.js';
+import { markedLabels, resolverRuns } from '../support/test-schema.js';
 import { W1 } from '../support/workloads.js';
 
 const t = useTestEnvironment({ size: 2, maxOverflow: 2, statementTimeoutMs: 300 });
+
+/** Backends of ours running pg_sleep now. */
+async function sleepingBackends(): Promise<number> {
+  const [row] = await t.database.query<{ n: number }>(
+    "select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'poolgraph' and state = 'active' and query like '%pg_sleep%'",
+  );
+  return row?.n ?? 0;
+}
 
 /** Nothing checked out, nobody waiting, no backend of ours idle in a transaction. */
 async function expectEverythingReleased() {
@@ -101,15 +109,18 @@ describe('the connection goes back to the pool on every path (I2)', () => {
     for (const send of requests) {
       const released = t.server.released.length;
       const acquired = t.server.acquired.length;
+      const started = resolverRuns.started.get('waitThenSelect') ?? 0;
+      const finished = resolverRuns.finished.get('waitThenSelect') ?? 0;
       const controller = new AbortController();
       const request = send(controller.signal);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await resolverStarted('waitThenSelect', started)).toBe(true);
       controller.abort();
       await expect(request).rejects.toThrow();
       // Released when the client left, so the statement after the wait is refused: had the
       // scope stayed open until the resolver finished, it would have taken a connection.
       expect(await eventually(() => t.server.released.length > released, 5_000)).toBe(true);
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // Checked once the resolver has tried its statement, not after a guess at how long it takes.
+      expect(await resolverFinished('waitThenSelect', finished)).toBe(true);
       expect(t.server.released.slice(released)).toEqual([expect.objectContaining({ connectionsTaken: 0, statements: 0 })]);
       expect(t.server.acquired.length).toBe(acquired);
     }
@@ -127,12 +138,15 @@ describe('the connection goes back to the pool on every path (I2)', () => {
         body: JSON.stringify({ query, operationName: 'Go' }),
         ...(signal ? { signal } : {}),
       });
+    const started = resolverRuns.started.get('pause') ?? 0;
+    const finished = resolverRuns.finished.get('pause') ?? 0;
     const controller = new AbortController();
     const request = send(document, controller.signal);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await resolverStarted('pause', started)).toBe(true);
     controller.abort();
     await expect(request).rejects.toThrow();
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Once pause has returned, the executor has had its chance to run mark.
+    expect(await resolverFinished('pause', finished)).toBe(true);
     expect(markedLabels).not.toContain(label);
 
     // The same document, not aborted, runs both fields: the mark above was skipped, not broken.
@@ -145,7 +159,8 @@ describe('the connection goes back to the pool on every path (I2)', () => {
     const released = t.server.released.length;
     const controller = new AbortController();
     const request = t.server.graphql('{ sleepInTransaction(seconds: 0.2) }', undefined, { signal: controller.signal });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Abort once PostgreSQL runs the sleep, inside the transaction.
+    expect(await eventually(async () => (await sleepingBackends()) === 1, 5_000)).toBe(true);
     controller.abort();
     await expect(request).rejects.toThrow();
     expect(await eventually(() => t.server.released.length > released, 5_000)).toBe(true);
@@ -189,7 +204,7 @@ describe('a client that gives up while its mutation waits for a connection', () 
     const mutation = small.graphql('mutation { createItem(input: { number: 31337 }) { id } }', undefined, {
       signal: controller.signal,
     });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await eventually(() => pool.waitingCount === 1, 5_000)).toBe(true);
     controller.abort();
     await expect(mutation).rejects.toThrow();
     expect((await holder).body.data).toEqual({ sleep: true });

@@ -14,6 +14,7 @@ interface BenchSummary {
     status: string;
     requests?: number;
     mismatches?: number;
+    bodiesChecked?: number;
     non2xx?: number;
     errors?: number;
     statementsPerRequest?: number;
@@ -22,7 +23,7 @@ interface BenchSummary {
 }
 
 describe('npm run bench (a 1 s smoke run of W1)', () => {
-  it('loads poolgraph, raw and unpooled with right answers only, one statement per request, within the pool', { timeout: 90_000 }, async () => {
+  it('loads poolgraph, raw and unpooled, checks every body (all right), one statement per request, within the pool', { timeout: 90_000 }, async () => {
     const { stdout } = await promisify(execFile)(
       'npm',
       ['run', '--silent', 'bench', '--', '--seconds', '1', '--warmup-seconds', '0', '--connections', '8', '--workloads', 'W1', '--no-write'],
@@ -42,11 +43,15 @@ describe('npm run bench (a 1 s smoke run of W1)', () => {
     for (const m of summary.measurements) {
       expect(m.requests).toBeGreaterThan(0);
       expect({ mismatches: m.mismatches, non2xx: m.non2xx, errors: m.errors }).toEqual({ mismatches: 0, non2xx: 0, errors: 0 });
+      // Every answer was compared with the expected body, not a sample of them.
+      expect(m.bodiesChecked).toBe(m.requests);
       // pg_stat_statements' count over the requests the server answered: one each.
       expect(m.statementsPerRequest).toBeCloseTo(1, 2);
       expect(m.peakConnections).toBeLessThanOrEqual(10);
     }
-    expect(summary.ratios.w1PoolgraphToRaw).toBeGreaterThan(0);
-    expect(summary.ratios.w1PooledToUnpooled).toBeGreaterThan(0);
+    // The ratios are reported, not asserted: a 1 s run on a shared machine says nothing about
+    // speed. This test is about the bench itself: it loads all three targets, checks every body
+    // and counts statements in PostgreSQL; speed targets belong to a full `npm run bench`.
+    expect(Object.keys(summary.ratios)).toEqual(expect.arrayContaining(['w1PoolgraphToRaw', 'w1PooledToUnpooled']));
   });
 });

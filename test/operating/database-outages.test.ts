@@ -1,11 +1,12 @@
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../../src/db/setup/embedded.js';
 import { migrateToLatest } from '../../src/db/setup/migrate.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { bannerPort, eventually, exitCode, npmStart, output, stopWithSigterm } from '../support/npm-start.js';
+import { bannerPort, eventually, exitCode, npmStart, output, sleep, stopWithSigterm } from '../support/npm-start.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { startTcpProxy, unusedPort } from '../support/tcp-proxy.js';
 import { W1, W2 } from '../support/workloads.js';
@@ -109,34 +110,82 @@ describe('a transaction left idle', () => {
   });
 });
 
-describe('SIGTERM under load', () => {
-  it('finishes the requests in flight, refuses new ones, ends the pool and exits 0', { timeout: 60_000 }, async () => {
-    const run = npmStart(undefined, { DATABASE_URL: database.url, POOL_SIZE: '2', POOL_MAX_OVERFLOW: '2' });
+describe('SIGTERM with requests in flight', () => {
+  /**
+   * Starts `npm start` on the test database and puts `count` W1 requests in flight: each waits
+   * for a lock this test holds on `items`, so they last until `release()`, and PostgreSQL shows
+   * them waiting. Every outcome is kept: a response, or the error fetch gave.
+   */
+  async function requestsInFlight(count: number, env: Record<string, string> = {}) {
+    const run = npmStart(undefined, { DATABASE_URL: database.url, POOL_SIZE: '2', POOL_MAX_OVERFLOW: '2', ...env });
     const port = await bannerPort(run);
-    let stopping = false;
-    const outcomes: string[] = [];
-    const worker = async () => {
-      for (let i = 0; i < 200 && !(stopping && outcomes.length > 0 && outcomes.at(-1) === 'refused'); i += 1) {
-        try {
-          const { status, body } = await post(port, W2);
-          outcomes.push(status === 200 && !body.errors ? 'ok' : `http ${status}`);
-        } catch {
-          outcomes.push('refused');
-          if (stopping) return;
-        }
-      }
+    const holder = new pg.Client({ connectionString: database.url, application_name: 'poolgraph-test' });
+    await holder.connect();
+    await holder.query('begin');
+    await holder.query('lock table items in access exclusive mode');
+    const outcomes = Array.from({ length: count }, () =>
+      post(port, W1).then(
+        (response) => ({ status: response.status, items: (response.body.data?.items as unknown[] | undefined)?.length }),
+        (error: unknown) => ({ error: errorCode(error) }),
+      ),
+    );
+    const waiting = await eventually(async () => {
+      const [row] = await database.query<{ waiting: number }>(
+        "select count(*)::int as waiting from pg_stat_activity where application_name = 'poolgraph' and wait_event_type = 'Lock' and datname = current_database()",
+      );
+      return row?.waiting === count;
+    }, 20_000);
+    expect(waiting, output(run)).toBe(true);
+    return {
+      run,
+      port,
+      outcomes: Promise.all(outcomes),
+      release: async () => {
+        await holder.query('commit').catch(() => undefined);
+        await holder.end();
+      },
     };
-    const workers = Array.from({ length: 16 }, worker);
-    await eventually(async () => outcomes.length >= 50, 20_000);
-    stopping = true;
-    run.child.kill('SIGTERM');
-    await Promise.all(workers);
-    expect(await exitCode(run), output(run)).toBe(0);
+  }
 
-    // Every request the server accepted was answered in full; after it stopped, connections were refused.
-    expect(outcomes.filter((outcome) => outcome !== 'ok' && outcome !== 'refused')).toEqual([]);
-    expect(outcomes.filter((outcome) => outcome === 'ok').length).toBeGreaterThanOrEqual(50);
-    expect(outcomes).toContain('refused');
+  it('answers every request in flight in full, refuses new connections, ends the pool and exits 0', { timeout: 60_000 }, async () => {
+    const { run, port, outcomes, release } = await requestsInFlight(4);
+    try {
+      run.child.kill('SIGTERM');
+      expect(await eventually(async () => run.stdout.includes('shutting down: finishing requests in flight'), 20_000), output(run)).toBe(true);
+      // A new connection is refused (not accepted and then dropped) while the four are waiting.
+      const late = await post(port, W1).then(
+        () => 'answered',
+        (error: unknown) => errorCode(error),
+      );
+      expect(late).toBe('ECONNREFUSED');
+    } finally {
+      await release();
+    }
+    // Each of the four got its answer, none was cut off.
+    expect(await outcomes, output(run)).toEqual(Array.from({ length: 4 }, () => ({ status: 200, items: 20 })));
+    expect(await exitCode(run), output(run)).toBe(0);
+    expect(await database.appConnections()).toEqual({ total: 0, idleInTransaction: 0 });
+  });
+
+  it('closes a request still running after SHUTDOWN_TIMEOUT_MS without an answer, then exits 0', { timeout: 60_000 }, async () => {
+    const { run, outcomes, release } = await requestsInFlight(1, { SHUTDOWN_TIMEOUT_MS: '1000', STATEMENT_TIMEOUT_MS: '30000' });
+    try {
+      run.child.kill('SIGTERM');
+      // The lock is still held, so the request cannot finish: the timeout closes its connection.
+      const cut = await Promise.race([outcomes, sleep(20_000).then(() => 'no outcome 20 s after SIGTERM')]);
+      expect(cut, output(run)).toEqual([{ error: 'UND_ERR_SOCKET' }]);
+    } finally {
+      // Its statement is still waiting in PostgreSQL (the pool ends once it is back); let it end.
+      await release();
+    }
+    expect(await exitCode(run), output(run)).toBe(0);
+    expect(run.stdout).toContain('"msg":"stopped"');
     expect(await database.appConnections()).toEqual({ total: 0, idleInTransaction: 0 });
   });
 });
+
+/** The code of a failed fetch: the socket error under undici's "fetch failed". */
+function errorCode(error: unknown): string {
+  const cause = error instanceof Error ? (error.cause as { code?: unknown } | undefined) : undefined;
+  return typeof cause?.code === 'string' ? cause.code : String(error);
+}

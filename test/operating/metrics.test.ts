@@ -5,8 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { createMetricsListener } from '../../src/operating/metrics/metrics-listener.js';
 import { MAX_OPERATION_NAMES } from '../../src/graphql/plugins/use-metrics.js';
 import { scrape } from '../support/metrics.js';
-import { markedLabels } from '../support/test-schema.js';
-import { eventually, startTestServer, useTestEnvironment } from '../support/server.js';
+import { markedLabels, resolverRuns } from '../support/test-schema.js';
+import { eventually, resolverFinished, resolverStarted, startTestServer, useTestEnvironment } from '../support/server.js';
 import { W1, W2 } from '../support/workloads.js';
 
 const POOL = { size: 2, maxOverflow: 3, idleTimeoutMs: 500 };
@@ -104,6 +104,8 @@ describe('GET /metrics (Prometheus)', () => {
   it('an operation abandoned when its client left is not counted as executed', async () => {
     // Two operations: graphql-js's executor runs it, and stops at the abort (graphql-jit would not).
     const before = await scrape(metricsUrl());
+    const started = resolverRuns.started.get('pause') ?? 0;
+    const finished = resolverRuns.finished.get('pause') ?? 0;
     const controller = new AbortController();
     const request = fetch(t.server.url, {
       method: 'POST',
@@ -115,11 +117,11 @@ describe('GET /metrics (Prometheus)', () => {
       }),
       signal: controller.signal,
     });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await resolverStarted('pause', started)).toBe(true);
     controller.abort();
     await expect(request).rejects.toThrow();
-    // The paused field ends 0.2 s after the abort; its operation's result comes back by then.
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // The paused field ends after the abort; its operation's result comes back right after.
+    expect(await resolverFinished('pause', finished)).toBe(true);
     const after = await scrape(metricsUrl());
     expect(after.delta(before, 'graphql_envelop_request_duration_count', { operationName: 'Left' })).toBe(0);
     expect(after.delta(before, 'graphql_envelop_request', { operationName: 'Left' })).toBe(0);

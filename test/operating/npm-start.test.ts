@@ -2,6 +2,8 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   BANNER,
@@ -115,6 +117,58 @@ describe('npm start without DATABASE_URL (embedded PostgreSQL)', () => {
     await stopWithSigterm(run);
     expect(await eventually(() => databaseStopped(dataDir), DATABASE_STOP_TIMEOUT_MS)).toBe(true);
   });
+
+  // SIGINT is PostgreSQL's fast shutdown, which ends every session at once: it fails when the
+  // database shares our process group. SIGTERM (its smart shutdown lets sessions finish) fails
+  // when npm's forwarded copy of the signal is taken for a second one, cutting the drain short.
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    '%s to its whole process group (Ctrl-C, kill -- -PGID) lets a request in flight finish on the embedded database',
+    { timeout: 120_000 },
+    async (signal) => {
+      const dataDir = await freshDataDir();
+      const run = npmStart(dataDir, {}, { ownProcessGroup: true });
+      const port = await bannerPort(run);
+      const pid = run.child.pid;
+      if (pid === undefined) throw new Error('npm start has no pid');
+      // The embedded database's port is the fourth line of its postmaster.pid.
+      const dbPort = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[3]);
+      const holder = new pg.Client({
+        connectionString: `postgres://postgres:poolgraph@127.0.0.1:${dbPort}/poolgraph`,
+        application_name: 'poolgraph-test',
+      });
+      holder.on('error', () => undefined);
+      await holder.connect();
+      try {
+        // The request in flight: W1 waits for a lock this test holds, so it lasts as long as the
+        // test wants, and PostgreSQL shows when it is waiting.
+        await holder.query('begin');
+        await holder.query('lock table items in access exclusive mode');
+        const inFlight = graphql(port, '{ items { number } }').then(
+          (body) => ({ body }),
+          (error: unknown) => ({ error }),
+        );
+        const waiting = await eventually(async () => {
+          const { rows } = await holder.query(
+            "select 1 from pg_stat_activity where application_name = 'poolgraph' and wait_event_type = 'Lock'",
+          );
+          return rows.length === 1;
+        }, 20_000);
+        expect(waiting, output(run)).toBe(true);
+
+        process.kill(-pid, signal);
+        expect(await eventually(async () => run.stdout.includes('shutting down: finishing requests in flight'), 20_000), output(run)).toBe(true);
+        // Had the signal reached PostgreSQL, its backends (this one too) would be ending now.
+        await holder.query('commit');
+        const outcome = await inFlight;
+        expect(outcome, output(run)).toEqual({ body: { data: { items: expect.any(Array) } } });
+        expect(await exitCode(run), output(run)).toBe(0);
+        expect(run.stdout + run.stderr).not.toMatch(/terminating connection|connection failed/);
+        expect(await eventually(() => databaseStopped(dataDir), DATABASE_STOP_TIMEOUT_MS)).toBe(true);
+      } finally {
+        await holder.end().catch(() => undefined);
+      }
+    },
+  );
 
   it.each([
     ['POOL_SIZE', 'abc', 'must be a whole number'],

@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { useTestEnvironment } from '../support/server.js';
+import { resolverFinished, resolverStarted, useTestEnvironment } from '../support/server.js';
+import { resolverRuns } from '../support/test-schema.js';
 import { W2 } from '../support/workloads.js';
 
 /** Every JSON line the server logs, captured in process through a pino destination stream. */
@@ -110,13 +111,15 @@ describe('one log line per request, with a request id', () => {
     ];
     for (const [index, send] of requests.entries()) {
       lines.length = 0;
+      const started = resolverRuns.started.get('waitThenSelect') ?? 0;
+      const finished = resolverRuns.finished.get('waitThenSelect') ?? 0;
       const controller = new AbortController();
       const request = send(controller.signal);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await resolverStarted('waitThenSelect', started)).toBe(true);
       controller.abort();
       await expect(request).rejects.toThrow();
-      // The resolver goes on for 0.2 s after the abort; its end must not write a second line.
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // The resolver goes on after the abort; its end must not write a second line.
+      expect(await resolverFinished('waitThenSelect', finished)).toBe(true);
       expect(lines.filter((line) => line.level === 30)).toEqual([
         expect.objectContaining({
           msg: 'request aborted',

@@ -14,11 +14,12 @@ interface SoakSummary {
   connectionsAfter: number;
   idleInTransactionAfter: number;
   writes: { sent: number; acknowledged: number; failed: number; lost: number; phantom: number };
+  memoryMiB: { heapGrowth: { baselineMiB: number; endMiB: number; toleranceMiB: number; climbing: boolean; leaking: boolean } | string };
   problems: string[];
 }
 
 describe('a short soak: load with backends killed and PostgreSQL restarted', () => {
-  it('stays within the pool, loses no acknowledged write, and answers every request with a known code', { timeout: 120_000 }, async () => {
+  it('stays within the pool, loses no acknowledged write, answers every request with a known code, and keeps no heap', { timeout: 120_000 }, async () => {
     const { stdout } = await promisify(execFile)(
       'npm',
       ['run', '--silent', 'soak', '--', '--seconds', '15', '--connections', '64'],
@@ -30,6 +31,8 @@ describe('a short soak: load with backends killed and PostgreSQL restarted', () 
     console.info(`soak 15 s x 64: ${JSON.stringify(summary)}`);
 
     expect(summary.problems).toEqual([]);
+    // The heap check ran (it needs --expose-gc): after warm-up, the heap after GC did not keep growing.
+    expect(summary.memoryMiB.heapGrowth).toMatchObject({ leaking: false });
     // The faults really happened, and the load really ran.
     expect(summary.faults.postgresRestarts).toBeGreaterThanOrEqual(1);
     expect(summary.faults.backendsTerminated).toBeGreaterThan(0);

@@ -32,16 +32,22 @@ afterEach(async () => {
 
 /**
  * Spawns `npm start` as a user would, on a free port: on the embedded database in `dataDir`, or
- * on `extraEnv.DATABASE_URL` when given.
+ * on `extraEnv.DATABASE_URL` when given. With `ownProcessGroup`, npm leads a process group of its
+ * own, as in a terminal, so a test can signal the whole group (`process.kill(-pid)`), as Ctrl-C
+ * does.
  */
-export function npmStart(dataDir: string | undefined, extraEnv: Record<string, string> = {}): NpmStart {
+export function npmStart(
+  dataDir: string | undefined,
+  extraEnv: Record<string, string> = {},
+  { ownProcessGroup = false }: { ownProcessGroup?: boolean } = {},
+): NpmStart {
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', ...(dataDir ? { DATA_DIR: dataDir } : {}) };
   // Without DATABASE_URL the embedded PostgreSQL is used; a HOST of the developer's could make
   // the server unreachable on 127.0.0.1.
   delete env.DATABASE_URL;
   delete env.HOST;
   Object.assign(env, extraEnv);
-  const child = spawn('npm', ['start'], { cwd: REPO_ROOT, env, shell: false, detached: false });
+  const child = spawn('npm', ['start'], { cwd: REPO_ROOT, env, shell: false, detached: ownProcessGroup });
   const run: NpmStart = {
     child,
     stdout: '',

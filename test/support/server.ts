@@ -6,7 +6,7 @@ import { type CreateServerOptions, createServer, type PoolgraphServer } from '..
 import type { PoolSettings } from '../../src/db/pools/pool.js';
 import type { RequestScopeStats } from '../../src/db/request/request-scope.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
-import { testSchemaExtension } from './test-schema.js';
+import { resolverRuns, testSchemaExtension } from './test-schema.js';
 
 /** Pool settings tests start from; each test file overrides what it is about. */
 export const TEST_POOL: Omit<PoolSettings, 'connectionString'> = {
@@ -110,6 +110,23 @@ export async function eventually(check: () => Promise<boolean> | boolean, timeou
     if (Date.now() > deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/**
+ * Resolves once `field`'s resolver (see `resolverRuns`) has finished more than `before` times and
+ * everything that was waiting on it in this process has run: the server runs in the test's
+ * process, so a macrotask after the resolver settles comes after the microtasks it set off (the
+ * executor's next field, the request's log line and metrics).
+ */
+export async function resolverFinished(field: string, before: number, timeoutMs = 10_000): Promise<boolean> {
+  const done = await eventually(() => (resolverRuns.finished.get(field) ?? 0) > before, timeoutMs);
+  for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
+  return done;
+}
+
+/** Resolves once `field`'s resolver has started more than `before` times. */
+export function resolverStarted(field: string, before: number, timeoutMs = 10_000): Promise<boolean> {
+  return eventually(() => (resolverRuns.started.get(field) ?? 0) > before, timeoutMs);
 }
 
 /** A test file's database and server, set up before its tests and torn down after them. */

