@@ -50,14 +50,15 @@ export function isStalePreparedStatement(error: unknown): boolean {
  * Runs one statement on `client`: as the named prepared statement `name` when given, else
  * unnamed. A named statement PostgreSQL refuses as stale did not run: `onStale` is told (the
  * connection's record of what it parsed is wrong now, so it must not be pooled again) and,
- * outside a transaction block, the statement runs once more unnamed (`onStale`'s `rerun`).
+ * outside a transaction block, the statement runs once more unnamed (`rerun`). An object rather
+ * than a callback, so that a request makes no closure for it.
  */
 export async function runStatement(
   client: pg.PoolClient,
   name: string | undefined,
   sql: string,
   parameters: readonly unknown[],
-  onStale: (error: unknown, rerun: boolean) => void,
+  onStale: { staleStatement(error: unknown, rerun: boolean): void },
 ): Promise<pg.QueryResult> {
   if (name === undefined) return client.query(sql, [...parameters]);
   try {
@@ -65,7 +66,7 @@ export async function runStatement(
   } catch (error) {
     if (!isStalePreparedStatement(error)) throw error;
     const rerun = client.getTransactionStatus() === 'I';
-    onStale(error, rerun);
+    onStale.staleStatement(error, rerun);
     if (!rerun) throw error;
     return client.query(sql, [...parameters]);
   }

@@ -121,9 +121,13 @@ export class RequestConnection {
     this.#broken ??= error;
   }
 
-  /** A named statement was refused as stale: the connection's record of them is wrong now. */
-  markStalePreparedStatement(error: unknown): void {
+  /**
+   * A named statement was refused as stale: the connection's record of them is wrong now. When it
+   * ran `rerun` unnamed instead, that is one more statement. (`runStatement`'s `onStale`.)
+   */
+  staleStatement(error: unknown, rerun: boolean): void {
     this.#stalePreparedStatement ??= error;
+    if (rerun) this.statements += 1;
   }
 
   /** Tells the source that the connection it lent failed (a replica may have gone away). */
@@ -184,11 +188,11 @@ export class RequestConnection {
   }
 
   /**
-   * Gives the connection back to the pool, or destroys it when it broke, went stale, or would go
-   * back inside a transaction (pg-pool resets nothing on release). Call once, when nothing runs.
+   * Gives `client` (what {@link settled} returned) back to the pool, or destroys it when it broke,
+   * went stale, or would go back inside a transaction (pg-pool resets nothing on release). Call
+   * once, when nothing runs.
    */
-  async release(): Promise<void> {
-    const client = await this.settled();
+  release(client: pg.PoolClient | undefined): void {
     if (!client) return;
     client.removeListener('error', this.#onClientError);
     this.#heldMs = performance.now() - this.#acquiredAt;

@@ -263,15 +263,10 @@ export class RequestScope implements StatementTarget {
     const result =
       prefix !== undefined
         ? await queryWithPrefix(client, prefix, sql, parameters)
-        : await runStatement(client, this.#preparedStatements ? preparedName(sql) : undefined, sql, parameters, this.#onStale);
+        : await runStatement(client, this.#preparedStatements ? preparedName(sql) : undefined, sql, parameters, this.#connection);
     this.#connection.answeredOne();
     return result;
   }
-
-  readonly #onStale = (error: unknown, rerun: boolean): void => {
-    this.#connection.markStalePreparedStatement(error);
-    if (rerun) this.#connection.statements += 1;
-  };
 
   /**
    * Begins the operation's transaction with its timeouts, in one round trip. Like a BEGIN of
@@ -311,7 +306,7 @@ export class RequestScope implements StatementTarget {
         await client.query('commit').catch((error: unknown) => this.#connection.markBroken(error));
         this.#pooler.ended();
       }
-      await this.#connection.release();
+      this.#connection.release(client);
     } finally {
       this.#state = 'closed';
       try {
