@@ -83,7 +83,7 @@ export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
       idleInTransaction(seconds: Float!): Boolean
       writeThenWaitBeforeCommit(name: String!, gate: String!): Boolean
       writeInTransaction(name: String!, thenFail: Boolean = false): Boolean
-      waitThenSelect(seconds: Float!): Boolean
+      waitThenSelect(gate: String!): Boolean
     }
 
     extend type Mutation {
@@ -148,11 +148,11 @@ export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
         });
         return true;
       },
-      // Waits in JavaScript before its one statement: a client that leaves meanwhile never makes
-      // it take a connection.
-      waitThenSelect: (_parent, args: { seconds: number }, { db }) =>
+      // Waits at the test's gate before its one statement: a client that leaves meanwhile never
+      // makes it take a connection.
+      waitThenSelect: (_parent, args: { gate: string }, { db }) =>
         tracked('waitThenSelect', async () => {
-          await new Promise((resolve) => setTimeout(resolve, args.seconds * 1000));
+          await passGate(args.gate);
           await sql`select 1`.execute(db);
           return true;
         }),
