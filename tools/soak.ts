@@ -1,7 +1,9 @@
 /**
- * `npm run soak -- --seconds S --connections C`: load with faults, and a check that nothing was
- * lost. It starts its own embedded PostgreSQL (in a temp folder) and a poolgraph server on
- * 127.0.0.1, runs C client loops sending a mix of W1-W4 for S seconds (bounded in count too),
+ * `npm run soak -- --seconds S --connections C [--min-requests N --max-seconds M]`: load with
+ * faults, and a check that nothing was lost. It starts its own embedded PostgreSQL (in a temp
+ * folder) and a poolgraph server on 127.0.0.1, runs C client loops sending a mix of W1-W4 for S
+ * seconds, and on past S until N requests were sent, but never past M seconds (bounded in count
+ * too: a slow machine runs longer, not with less load, and a machine too slow for N in M fails),
  * terminates the server's backends and restarts PostgreSQL at intervals, then prints a summary and
  * exits 1 if an invariant broke:
  * - the app never held more than POOL_SIZE + POOL_MAX_OVERFLOW connections (pg_stat_activity);
@@ -36,6 +38,8 @@ const { values } = parseArgs({
     'restart-every-ms': { type: 'string', default: '5000' },
     'restart-down-ms': { type: 'string', default: '500' },
     'sample-every-ms': { type: 'string', default: '0' },
+    'min-requests': { type: 'string', default: '0' },
+    'max-seconds': { type: 'string' },
   },
 });
 
@@ -49,6 +53,8 @@ const sampleEveryMs =
   boundedInteger('sample-every-ms', values['sample-every-ms'], 0, 3_600_000) || Math.max(500, Math.round((seconds * 1000) / 30));
 /** A hard cap on requests, whatever the machine's speed: the loop is bounded in count and time. */
 const MAX_REQUESTS = seconds * 20_000;
+const minRequests = boundedInteger('min-requests', values['min-requests'], 0, MAX_REQUESTS);
+const maxSeconds = boundedInteger('max-seconds', values['max-seconds'] ?? values.seconds, seconds, 3600);
 
 /** The first third of the run: pools filling, JIT, caches (validation, statements) warming. */
 const WARM_UP_SHARE = 1 / 3;
@@ -135,8 +141,14 @@ const appConnections = async () =>
     )
   )?.[0];
 
-const deadline = Date.now() + seconds * 1000;
-const running = () => Date.now() < deadline && requests < MAX_REQUESTS;
+const loadStartedAt = Date.now();
+const deadline = loadStartedAt + seconds * 1000;
+const hardDeadline = loadStartedAt + maxSeconds * 1000;
+/** Until `--seconds` and `--min-requests` are both reached, within `--max-seconds` and MAX_REQUESTS. */
+const running = () => {
+  const now = Date.now();
+  return requests < MAX_REQUESTS && now < hardDeadline && (now < deadline || requests < minRequests);
+};
 
 async function client(id: number): Promise<void> {
   for (let n = 0; running(); n += 1) {
@@ -208,7 +220,9 @@ function sampleMemory(): void {
 async function sampler(): Promise<void> {
   while (running()) {
     sampleMemory();
-    await new Promise((resolve) => setTimeout(resolve, Math.min(sampleEveryMs, Math.max(0, deadline - Date.now()))));
+    // A last sample at --seconds; past it (a load still short of --min-requests), the usual pace.
+    const untilDeadline = deadline - Date.now();
+    await new Promise((resolve) => setTimeout(resolve, untilDeadline > 0 ? Math.min(sampleEveryMs, untilDeadline) : sampleEveryMs));
   }
 }
 
@@ -243,6 +257,7 @@ let exitCode = 0;
 const problems: string[] = [];
 try {
   await Promise.all([...Array.from({ length: connections }, (_, id) => client(id)), poller(), killer(), restarter(), sampler()]);
+  const loadSeconds = Math.round((Date.now() - loadStartedAt) / 100) / 10;
 
   // Afterwards: overflow connections close after the idle timeout; POOL_SIZE may stay.
   let after = await appConnections();
@@ -270,7 +285,10 @@ try {
   if (lost.length > 0) problems.push(`${lost.length} acknowledged writes missing, e.g. ${lost[0]}`);
   if (phantom.length > 0) problems.push(`${phantom.length} writes reported as failed exist, e.g. ${phantom[0]}`);
   if (acknowledged.size === 0) problems.push('no write was acknowledged: the soak did not exercise writes');
-  const growth = heapGrowth(samples);
+  if (requests < minRequests) {
+    problems.push(`only ${requests} requests in ${loadSeconds} s, fewer than --min-requests ${minRequests}: the machine was too slow for --max-seconds ${maxSeconds}`);
+  }
+  const growth = heapGrowth(samples, loadSeconds);
   if (growth?.leaking) {
     problems.push(
       `heap after GC grew from ${growth.baselineMiB} MiB after warm-up to ${growth.endMiB} MiB after the load ` +
@@ -280,8 +298,10 @@ try {
 
   const summary = {
     seconds,
+    loadSeconds,
     connections,
     requests,
+    minRequests,
     responses: Object.fromEntries([...responses].sort(([a], [b]) => a.localeCompare(b))),
     faults: { backendsTerminated: kills, postgresRestarts: restarts },
     connectionsPeak: peak,
@@ -325,10 +345,10 @@ process.exit(exitCode);
  * of the middle third, by more than {@link HEAP_TREND_FLOOR_MIB} (a short run's small leak).
  * Undefined without `--expose-gc`, or with too few samples.
  */
-function heapGrowth(all: MemorySample[]):
+function heapGrowth(all: MemorySample[], loadSeconds: number):
   | { baselineMiB: number; endMiB: number; toleranceMiB: number; climbing: boolean; leaking: boolean }
   | undefined {
-  const warmUpS = seconds * WARM_UP_SHARE;
+  const warmUpS = loadSeconds * WARM_UP_SHARE;
   const measured = all.filter((sample) => sample.heapAfterGcMiB !== undefined);
   const heap = (samples: MemorySample[]) => samples.map((sample) => sample.heapAfterGcMiB ?? Number.NaN);
   const middle = heap(measured.filter((sample) => sample.s >= warmUpS && sample.s < 2 * warmUpS));

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { APPLICATION_NAME } from '../../src/db/pools/pool.js';
 import { PRE_PING_AFTER_IDLE_MS } from '../../src/db/request/request-connection.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { startTestServer, type TestServer } from '../support/server.js';
+import { eventually, startTestServer, type TestServer } from '../support/server.js';
+import { closeGate } from '../support/test-schema.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { W1 } from '../support/workloads.js';
 
@@ -22,6 +24,16 @@ afterAll(async () => {
   await proxy?.close();
   await database?.drop();
 });
+
+/** How many statements of the app run `pg_sleep` right now, as PostgreSQL sees it. */
+async function sleepsRunning(): Promise<number> {
+  const [row] = await database.query<{ n: number }>(
+    `select count(*)::int as n from pg_stat_activity
+     where datname = current_database() and application_name = $1 and state = 'active' and query like '%pg_sleep%'`,
+    [APPLICATION_NAME],
+  );
+  return row?.n ?? 0;
+}
 
 /** Opens a pooled connection through the proxy, then has the network drop it unnoticed. */
 async function poolHoldsADeadConnection() {
@@ -48,7 +60,8 @@ describe('a pooled connection that died unnoticed', () => {
 
   it('is replaced when a mutation finds it dead at the ping before its write, and the item is written once', async () => {
     await poolHoldsADeadConnection();
-    // A write on a connection idle this long is preceded by a ping, which may be retried.
+    // A write on a connection idle this long is preceded by a ping, which may be retried. (A
+    // wait for a condition that is a time, not for an event: it cannot end too early.)
     await new Promise((resolve) => setTimeout(resolve, PRE_PING_AFTER_IDLE_MS));
     const released = server.released.length;
     const { body } = await server.graphql('mutation { createItem(input: { number: 4711, label: "once" }) { id } }');
@@ -72,9 +85,12 @@ describe('a pooled connection that died unnoticed', () => {
 
   it('fails a request with DATABASE_UNAVAILABLE when the connection dies after its first statement', async () => {
     const released = server.released.length;
-    const running = server.graphql('{ items(first: 1) { id } sleep(seconds: 0.5) }');
+    // The sleep stays under the statement timeout (1 s), so only the broken connection ends it.
+    const running = server.graphql('{ items(first: 1) { id } sleep(seconds: 0.9) }');
     const { pool } = server.server;
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // PostgreSQL runs the sleep: the request's items were answered and the sleep was sent. The
+    // connection breaks while its answer is still to come.
+    expect(await eventually(async () => (await sleepsRunning()) === 1)).toBe(true);
     expect(pool.totalCount - pool.idleCount).toBe(1);
     proxy.breakConnectionsSilently();
     const { body } = await running;
@@ -86,9 +102,15 @@ describe('a pooled connection that died unnoticed', () => {
   });
 
   it('says the outcome of a write is unknown when the connection dies during its COMMIT', async () => {
-    const running = server.graphql('{ writeThenWaitBeforeCommit(name: "maybe-saved", seconds: 0.3) }');
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    proxy.breakConnectionsSilently();
+    const gate = closeGate('before-commit');
+    const running = server.graphql('{ writeThenWaitBeforeCommit(name: "maybe-saved", gate: "before-commit") }');
+    try {
+      // The INSERT ran and the transaction waits for its COMMIT.
+      expect(await gate.reached()).toBe(true);
+      proxy.breakConnectionsSilently();
+    } finally {
+      gate.open();
+    }
     const { status, body } = await running;
     expect(status).toBe(503);
     expect(body.errors?.[0]?.extensions).toMatchObject({ code: 'DATABASE_UNAVAILABLE', writeOutcome: 'UNKNOWN' });

@@ -6,7 +6,7 @@ import { poolSource } from '../../src/db/request/connection-source.js';
 import { RequestFinishedError, type RequestScopeStats } from '../../src/db/request/request-scope.js';
 import { useRequestScope } from '../../src/graphql/plugins/use-request-scope.js';
 import { eventually, resolverFinished, resolverStarted, startTestServer, type TestServer, useTestEnvironment } from '../support/server.js';
-import { markedLabels, resolverRuns } from '../support/test-schema.js';
+import { closeGate, markedLabels, resolverRuns } from '../support/test-schema.js';
 import { W1 } from '../support/workloads.js';
 
 const t = useTestEnvironment({ size: 2, maxOverflow: 2, statementTimeoutMs: 300 });
@@ -83,25 +83,38 @@ describe('the connection goes back to the pool on every path (I2)', () => {
 
   it('after a client disconnects mid-request', async () => {
     const released = t.server.released.length;
+    const finished = resolverRuns.finished.get('waitThenSelect') ?? 0;
+    const gate = closeGate('mid-request');
     const controller = new AbortController();
-    const request = t.server.graphql('{ items(first: 1) { id } sleep(seconds: 0.25) }', undefined, {
+    const request = t.server.graphql('{ items(first: 1) { id } waitThenSelect(gate: "mid-request") }', undefined, {
       signal: controller.signal,
     });
-    // Abort once the request holds its connection.
-    const { pool } = t.server.server;
-    expect(await eventually(() => pool.totalCount - pool.idleCount === 1, 5_000)).toBe(true);
-    controller.abort();
-    await expect(request).rejects.toThrow();
-    expect(await eventually(() => t.server.released.length > released, 5_000)).toBe(true);
-    expect(t.server.released.at(-1)?.connectionsTaken).toBe(1);
+    try {
+      // Abort once the request holds its connection (for items) and a resolver waits at the gate.
+      const { pool } = t.server.server;
+      expect(await gate.reached()).toBe(true);
+      expect(await eventually(() => pool.totalCount - pool.idleCount === 1, 5_000)).toBe(true);
+      controller.abort();
+      await expect(request).rejects.toThrow();
+      // Released while the resolver still waits: only the client's leaving can have released it,
+      // as no response can be ready before the gate opens.
+      expect(await eventually(() => t.server.released.length > released, 5_000)).toBe(true);
+      expect(await eventually(() => pool.idleCount === pool.totalCount, 5_000)).toBe(true);
+    } finally {
+      gate.open();
+    }
+    // The statement after the gate is refused: the scope was released.
+    expect(await resolverFinished('waitThenSelect', finished)).toBe(true);
+    expect(t.server.released.slice(released)).toEqual([expect.objectContaining({ connectionsTaken: 1, statements: 1 })]);
   });
 
   it('when a client disconnects before its first statement: no connection is taken at all', async () => {
     // Through the fast path (a JSON POST) and through graphql-yoga's own handler (a GET).
+    const query = '{ waitThenSelect(gate: "before-first-statement") }';
     const requests = [
-      (signal: AbortSignal) => t.server.graphql('{ waitThenSelect(seconds: 0.4) }', undefined, { signal }),
+      (signal: AbortSignal) => t.server.graphql(query, undefined, { signal }),
       (signal: AbortSignal) =>
-        fetch(`${t.server.url}?query=${encodeURIComponent('{ waitThenSelect(seconds: 0.4) }')}`, {
+        fetch(`${t.server.url}?query=${encodeURIComponent(query)}`, {
           headers: { accept: 'application/json', 'x-graphql-yoga-csrf': '1' },
           signal,
         }),
@@ -109,16 +122,21 @@ describe('the connection goes back to the pool on every path (I2)', () => {
     for (const send of requests) {
       const released = t.server.released.length;
       const acquired = t.server.acquired.length;
-      const started = resolverRuns.started.get('waitThenSelect') ?? 0;
       const finished = resolverRuns.finished.get('waitThenSelect') ?? 0;
+      const gate = closeGate('before-first-statement');
       const controller = new AbortController();
       const request = send(controller.signal);
-      expect(await resolverStarted('waitThenSelect', started)).toBe(true);
-      controller.abort();
-      await expect(request).rejects.toThrow();
-      // Released when the client left, so the statement after the wait is refused: had the
-      // scope stayed open until the resolver finished, it would have taken a connection.
-      expect(await eventually(() => t.server.released.length > released, 5_000)).toBe(true);
+      try {
+        expect(await gate.reached()).toBe(true);
+        controller.abort();
+        await expect(request).rejects.toThrow();
+        // Released when the client left, while the resolver still waits at the gate, so the
+        // statement after it is refused: had the scope stayed open until the resolver finished,
+        // it would have taken a connection.
+        expect(await eventually(() => t.server.released.length > released, 5_000)).toBe(true);
+      } finally {
+        gate.open();
+      }
       // Checked once the resolver has tried its statement, not after a guess at how long it takes.
       expect(await resolverFinished('waitThenSelect', finished)).toBe(true);
       expect(t.server.released.slice(released)).toEqual([expect.objectContaining({ connectionsTaken: 0, statements: 0 })]);
@@ -156,6 +174,9 @@ describe('the connection goes back to the pool on every path (I2)', () => {
   });
 
   it('after a client disconnects in the middle of a transaction', async () => {
+    // Release waits for an open transaction to finish, so here the client's leaving and the
+    // response end at about the same time: this shows that nothing hangs and no backend is left
+    // idle in a transaction, not which of the two released the connection.
     const released = t.server.released.length;
     const controller = new AbortController();
     const request = t.server.graphql('{ sleepInTransaction(seconds: 0.2) }', undefined, { signal: controller.signal });

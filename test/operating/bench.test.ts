@@ -26,7 +26,13 @@ describe('npm run bench (a 1 s smoke run of W1)', () => {
   it('loads poolgraph, raw and unpooled, checks every body (all right), one statement per request, within the pool', { timeout: 90_000 }, async () => {
     const { stdout } = await promisify(execFile)(
       'npm',
-      ['run', '--silent', 'bench', '--', '--seconds', '1', '--warmup-seconds', '0', '--connections', '8', '--workloads', 'W1', '--no-write'],
+      // One attempt per target: the bench measures a run again (up to 3 times, 5 s apart) when
+      // other processes used the CPU, which on a shared machine tripled this test's time. The
+      // test checks answers and counts, not speed, so a disturbed run is as good as any.
+      [
+        'run', '--silent', 'bench', '--', '--seconds', '1', '--warmup-seconds', '0', '--attempts', '1',
+        '--connections', '8', '--workloads', 'W1', '--no-write',
+      ],
       // The bench's own embedded PostgreSQL, whatever the test run uses.
       { cwd: REPO_ROOT, timeout: 80_000, env: { ...process.env, DATABASE_URL: '' } },
     ).catch((error: { stdout?: string; stderr?: string }) => {

@@ -1,7 +1,7 @@
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { register as globalRegistry } from 'prom-client';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createMetricsListener } from '../../src/operating/metrics/metrics-listener.js';
 import { MAX_OPERATION_NAMES } from '../../src/graphql/plugins/use-metrics.js';
 import { scrape } from '../support/metrics.js';
@@ -16,6 +16,22 @@ const PRIMARY = { pool: 'primary' };
 const t = useTestEnvironment(POOL);
 
 const metricsUrl = () => new URL('/metrics', t.server.url).toString();
+
+/**
+ * Connections the pool has announced as opened (`connect`) and not yet as closed (`remove`).
+ * pg-pool counts a connection in `totalCount` before its `connect` event (while it opens) and
+ * stops counting it before its `remove` event (while it closes), and the pool metrics' counters
+ * follow the events: they agree with the pool's count only once no connection is opening or
+ * closing. Listened to from before the first request (the pool opens nothing until then).
+ */
+let announced = 0;
+beforeAll(() => {
+  const { pool } = t.server.server;
+  pool.on('connect', () => (announced += 1));
+  pool.on('remove', () => (announced -= 1));
+});
+/** No connection of the pool is still opening or closing. */
+const poolSettled = () => announced === t.server.server.pool.totalCount;
 
 describe('GET /metrics (Prometheus)', () => {
   it('keeps at most MAX_OPERATION_NAMES client-chosen operation names as label values', async () => {
@@ -150,6 +166,8 @@ describe('GET /metrics (Prometheus)', () => {
     expect(metrics.value('poolgraph_pool_max', PRIMARY)).toBe(POOL.size + POOL.maxOverflow);
 
     // Use all 5 connections at once, then let the 3 overflow ones close after the idle timeout.
+    // Counted from a pool at rest: no connection of an earlier test still closing.
+    expect(await eventually(poolSettled, 5_000)).toBe(true);
     const before = await scrape(metricsUrl());
     const holders = Array.from({ length: 5 }, () => t.server.graphql('{ sleep(seconds: 0.6) }'));
     expect(await eventually(() => pool.totalCount === 5 && pool.idleCount === 0)).toBe(true);
@@ -158,7 +176,8 @@ describe('GET /metrics (Prometheus)', () => {
     expect(busy.value('poolgraph_pool_connections_in_use', PRIMARY)).toBe(5);
     expect(busy.value('poolgraph_pool_connections_idle', PRIMARY)).toBe(0);
     await Promise.all(holders);
-    expect(await eventually(() => pool.totalCount === POOL.size, 5_000)).toBe(true);
+    // Down to POOL_SIZE, and the overflow connections have finished closing (`remove`).
+    expect(await eventually(() => pool.totalCount === POOL.size && poolSettled(), 5_000)).toBe(true);
 
     const after = await scrape(metricsUrl());
     expect(after.value('poolgraph_pool_connections', PRIMARY)).toBe(POOL.size);

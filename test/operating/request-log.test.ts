@@ -1,8 +1,8 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { resolverFinished, resolverStarted, useTestEnvironment } from '../support/server.js';
-import { resolverRuns } from '../support/test-schema.js';
+import { eventually, resolverFinished, useTestEnvironment } from '../support/server.js';
+import { closeGate, resolverRuns } from '../support/test-schema.js';
 import { W2 } from '../support/workloads.js';
 
 /** Every JSON line the server logs, captured in process through a pino destination stream. */
@@ -96,7 +96,7 @@ describe('one log line per request, with a request id', () => {
 
   it('logs a request whose client went away once, marked aborted', async () => {
     // Through the fast path (a JSON POST) and through graphql-yoga's own handler (a GET).
-    const query = 'query Abandoned { waitThenSelect(seconds: 0.3) }';
+    const query = 'query Abandoned { waitThenSelect(gate: "abandoned") }';
     const requests = [
       (signal: AbortSignal) =>
         t.server.graphql(query, undefined, {
@@ -111,13 +111,19 @@ describe('one log line per request, with a request id', () => {
     ];
     for (const [index, send] of requests.entries()) {
       lines.length = 0;
-      const started = resolverRuns.started.get('waitThenSelect') ?? 0;
       const finished = resolverRuns.finished.get('waitThenSelect') ?? 0;
+      const gate = closeGate('abandoned');
       const controller = new AbortController();
       const request = send(controller.signal);
-      expect(await resolverStarted('waitThenSelect', started)).toBe(true);
-      controller.abort();
-      await expect(request).rejects.toThrow();
+      try {
+        expect(await gate.reached()).toBe(true);
+        controller.abort();
+        await expect(request).rejects.toThrow();
+        // Written when the client left, while the resolver still waits at the gate.
+        expect(await eventually(() => lines.some((line) => line.level === 30), 5_000)).toBe(true);
+      } finally {
+        gate.open();
+      }
       // The resolver goes on after the abort; its end must not write a second line.
       expect(await resolverFinished('waitThenSelect', finished)).toBe(true);
       expect(lines.filter((line) => line.level === 30)).toEqual([

@@ -10,6 +10,52 @@ export const markedLabels: string[] = [];
  */
 export const resolverRuns = { started: new Map<string, number>(), finished: new Map<string, number>() };
 
+/**
+ * A point a test-only resolver stops at until the test opens it, so that the test acts while the
+ * resolver is known to wait there, with no fixed time: `const gate = closeGate('x')`, start the
+ * request (naming the gate), `await gate.reached()`, act, `gate.open()` (in `finally`, or the
+ * request never ends).
+ */
+export interface Gate {
+  /** Resolves true once a resolver waits at the gate, false after `timeoutMs` without one. */
+  reached(timeoutMs?: number): Promise<boolean>;
+  /** Lets the resolver go on (and any that arrive later pass at once). */
+  open(): void;
+}
+
+const gates = new Map<string, { arrive(): void; opened: Promise<void> }>();
+
+/** Closes the gate `name` for the next resolver that arrives at it. */
+export function closeGate(name: string): Gate {
+  let arrive!: () => void;
+  let open!: () => void;
+  const arrived = new Promise<void>((resolve) => (arrive = resolve));
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  gates.set(name, { arrive, opened });
+  return {
+    async reached(timeoutMs = 10_000) {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+      try {
+        return await Promise.race([arrived.then(() => true), timedOut]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    open() {
+      gates.delete(name);
+      open();
+    },
+  };
+}
+
+async function passGate(name: string): Promise<void> {
+  const gate = gates.get(name);
+  if (!gate) throw new Error(`no gate named "${name}" is closed`);
+  gate.arrive();
+  await gate.opened;
+}
+
 async function tracked<T>(field: string, run: () => Promise<T>): Promise<T> {
   resolverRuns.started.set(field, (resolverRuns.started.get(field) ?? 0) + 1);
   try {
@@ -35,9 +81,9 @@ export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
       failingAfterSql: Boolean!
       failingCommit: Boolean
       idleInTransaction(seconds: Float!): Boolean
-      writeThenWaitBeforeCommit(name: String!, seconds: Float!): Boolean
+      writeThenWaitBeforeCommit(name: String!, gate: String!): Boolean
       writeInTransaction(name: String!, thenFail: Boolean = false): Boolean
-      waitThenSelect(seconds: Float!): Boolean
+      waitThenSelect(gate: String!): Boolean
     }
 
     extend type Mutation {
@@ -93,19 +139,20 @@ export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
         });
         return true;
       },
-      // The last statement after the wait is COMMIT itself.
-      writeThenWaitBeforeCommit: async (_parent, args: { name: string; seconds: number }, { db }) => {
+      // Waits at the test's gate between its INSERT and COMMIT: the statement after the gate is
+      // COMMIT itself.
+      writeThenWaitBeforeCommit: async (_parent, args: { name: string; gate: string }, { db }) => {
         await db.transaction().execute(async (trx) => {
           await sql`insert into categories (name) values (${args.name})`.execute(trx);
-          await new Promise((resolve) => setTimeout(resolve, args.seconds * 1000));
+          await passGate(args.gate);
         });
         return true;
       },
-      // Waits in JavaScript before its one statement: a client that leaves meanwhile never makes
-      // it take a connection.
-      waitThenSelect: (_parent, args: { seconds: number }, { db }) =>
+      // Waits at the test's gate before its one statement: a client that leaves meanwhile never
+      // makes it take a connection.
+      waitThenSelect: (_parent, args: { gate: string }, { db }) =>
         tracked('waitThenSelect', async () => {
-          await new Promise((resolve) => setTimeout(resolve, args.seconds * 1000));
+          await passGate(args.gate);
           await sql`select 1`.execute(db);
           return true;
         }),

@@ -198,7 +198,15 @@ describe('behind PgBouncer in transaction mode (pool 4), two instances of POOL_S
         await primary.query("alter system set log_statement = 'all'");
         await primary.query("alter system set log_line_prefix = '[%p] %u '");
         await primary.query('select pg_reload_conf()');
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        // In effect once a session shows it: the postmaster has re-read the file and signalled
+        // every backend (PgBouncer's included), which applies it before running its next command.
+        let applied = false;
+        for (let waited = 0; !applied && waited < 10_000; waited += 50) {
+          const [row] = await primary.query<{ log_statement: string }>('show log_statement');
+          applied = row?.log_statement === 'all';
+          if (!applied) await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        expect(applied).toBe(true);
         const from = primaryLog.length;
         const query = '{ categories(first: 20) { name itemCount items(first: 10) { id category { name } } } backendPid }';
         const { body } = await server.graphql(query);
@@ -207,11 +215,18 @@ describe('behind PgBouncer in transaction mode (pool 4), two instances of POOL_S
         expect(pid).toBeGreaterThan(0);
         // PostgreSQL logs each statement before it runs it, but the lines reach us through a pipe:
         // wait (bounded) until the COMMIT of this request has arrived.
+        let committed = false;
         for (let waited = 0; waited < 5_000; waited += 50) {
-          if (primaryLog.slice(from).some((line) => /LOG:\s+(?:statement|execute [^:]*): commit/.test(line))) break;
+          committed = primaryLog.slice(from).some((line) => /LOG:\s+(?:statement|execute [^:]*): commit/.test(line));
+          if (committed) break;
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        // One transaction is what binds the statements to one server connection behind PgBouncer
+        // (a lone request may land on one backend by chance without it).
+        expect(committed).toBe(true);
+        // Every statement of the request was logged before its COMMIT was (each line is written
+        // before the statement runs, and the next is sent only after the last answered), so the
+        // lines before the COMMIT's are all here: no extra window to wait.
         // A statement of several lines logs its first with the prefix, the rest indented after it.
         const entries: { pid: number; user: string; text: string }[] = [];
         for (const line of primaryLog.slice(from)) {
@@ -227,6 +242,10 @@ describe('behind PgBouncer in transaction mode (pool 4), two instances of POOL_S
         expect(loads.length).toBeGreaterThanOrEqual(3);
         expect(loads.some((statement) => statement.text.includes('pg_backend_pid'))).toBe(true);
         expect(new Set(logged.map((statement) => statement.pid))).toEqual(new Set([pid]));
+        const begin = logged.findIndex((statement) => /^begin\b/i.test(statement.text));
+        const commit = logged.findIndex((statement) => /^commit\b/i.test(statement.text));
+        expect(begin).toBeGreaterThanOrEqual(0);
+        expect(logged.slice(begin + 1, commit).filter((statement) => loads.includes(statement))).toHaveLength(loads.length);
 
         // 20 of them at once through a pool of 4 on each side: all answer, each on some backend.
         const results = await Promise.all(Array.from({ length: 20 }, () => server.graphql(query)));
