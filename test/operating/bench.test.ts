@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 interface BenchSummary {
+  serverNode: string;
   correct: boolean;
   ratios: { w1PoolgraphToRaw?: number; w1PooledToUnpooled?: number };
   measurements: {
@@ -25,7 +26,7 @@ describe('npm run bench (a 1 s smoke run of W1)', () => {
   it('loads poolgraph, raw and unpooled with right answers only, one statement per request, within the pool', { timeout: 90_000 }, async () => {
     const { stdout } = await promisify(execFile)(
       'npm',
-      ['run', '--silent', 'bench', '--', '--seconds', '1', '--warmup-seconds', '0', '--connections', '8', '--workloads', 'W1', '--no-write'],
+      ['run', '--silent', 'bench', '--', '--seconds', '1', '--warmup-seconds', '0', '--connections', '8', '--workloads', 'W1', '--no-write', '--attempts', '1'],
       // The bench's own embedded PostgreSQL, whatever the test run uses.
       { cwd: REPO_ROOT, timeout: 80_000, env: { ...process.env, DATABASE_URL: '' } },
     ).catch((error: { stdout?: string; stderr?: string }) => {
@@ -34,6 +35,8 @@ describe('npm run bench (a 1 s smoke run of W1)', () => {
     const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as BenchSummary;
 
     expect(summary.correct).toBe(true);
+    // Without --node the servers run on the Node of the run (npm run test:node24: 24).
+    expect(summary.serverNode).toBe(process.version);
     expect(summary.measurements.map((m) => `${m.target} ${m.workload} ${m.status}`)).toEqual([
       'poolgraph W1 ok',
       'raw W1 ok',
