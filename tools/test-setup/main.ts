@@ -6,8 +6,8 @@
  * - Everything present: prints one line per program with its version and exits 0 (under a second;
  *   no apt-get at all).
  * - Something missing, running as root: `apt-get update` and `apt-get install` of the missing
- *   packages (non-interactive, quiet; about 1-2 minutes for all four, most of it Chromium), then
- *   checks again.
+ *   packages (non-interactive, quiet; about 2½ minutes on a fresh machine, most of it Chromium),
+ *   then checks again.
  * - Something missing, not root: one line naming the `apt-get install` command to run, exit 1.
  *   Nothing is skipped instead: a suite that quietly ran less would look green.
  */
@@ -47,7 +47,7 @@ function main(): number {
       return 1;
     }
     const started = Date.now();
-    console.log(`test setup: installing ${packages.join(' ')} with apt-get (once per machine; about 1-2 minutes)…`);
+    console.log(`test setup: installing ${packages.join(' ')} with apt-get (once per machine; up to about 2½ minutes)…`);
     writeFileSync(APT_LOG, '');
     // Installing PostgreSQL or PgBouncer may start Debian's own services on 5432 and 6432 where the
     // init system allows it; the suite uses neither port, so they are left alone.
