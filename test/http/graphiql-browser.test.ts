@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM_PATH } from '../../tools/test-setup/requirements.js';
 import { useTestEnvironment } from '../support/server.js';
 
 /**
@@ -10,16 +11,16 @@ import { useTestEnvironment } from '../support/server.js';
  * no browser) opens the server's /graphql, runs the pre-filled query, and the result pane must show
  * the 20 numbers. It saves the screenshot the README shows (docs/graphiql.png).
  *
- * `.ci/run` installs Chromium, so CI always runs this. Elsewhere, without Chromium, it is reported
- * as skipped with the command that installs it; with CI set, a missing Chromium is a failure.
+ * `npm test` installs Chromium first (tools/test-setup, as root), so it runs wherever `npm test`
+ * ran. Run on its own without Chromium (`npx vitest run` of this file), it is reported as skipped
+ * with the command that installs it; with CI set, a missing Chromium is a failure.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
+const hasChromium = existsSync(CHROMIUM_PATH);
 const SCREENSHOT = fileURLToPath(new URL('../../docs/graphiql.png', import.meta.url));
-const INSTALL_HINT = `Chromium not found at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (or set CHROMIUM_PATH)`;
+const INSTALL_HINT = `Chromium not found at ${CHROMIUM_PATH}: install it with \`apt-get install -y chromium\` (npm test does, as root) or set CHROMIUM_PATH`;
 
 if (!hasChromium) {
-  if (process.env.CI) throw new Error(`${INSTALL_HINT}; CI must run the browser test (.ci/run installs it)`);
+  if (process.env.CI) throw new Error(`${INSTALL_HINT}; CI must run the browser test`);
   console.warn(`GraphiQL browser test skipped: ${INSTALL_HINT}`);
 }
 
@@ -32,7 +33,7 @@ let browser: Browser | undefined;
 beforeAll(async () => {
   if (!hasChromium) return;
   browser = await chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath: CHROMIUM_PATH,
     headless: true,
     // As root, and on a machine whose network is closed: no sandbox, no background traffic.
     args: [

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 interface BenchSummary {
+  serverNode: string;
   correct: boolean;
   ratios: { w1PoolgraphToRaw?: number; w1PooledToUnpooled?: number };
   measurements: {
@@ -41,6 +42,8 @@ describe('npm run bench (a 1 s smoke run of W1)', () => {
     const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as BenchSummary;
 
     expect(summary.correct).toBe(true);
+    // Without --node the servers run on the Node of the run (npm run test:node24: 24).
+    expect(summary.serverNode).toBe(process.version);
     expect(summary.measurements.map((m) => `${m.target} ${m.workload} ${m.status}`)).toEqual([
       'poolgraph W1 ok',
       'raw W1 ok',

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +35,7 @@ declare module 'vitest' {
  * when the run ends.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  checkNodeVersions();
   const external = process.env.TEST_DATABASE_URL;
   if (external) {
     project.provide('adminDatabaseUrl', external);
@@ -56,4 +58,17 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await embedded.stop();
     await rm(folder, { recursive: true, force: true });
   };
+}
+
+/**
+ * Says which Node runs the suite, and stops the run when the `node` on PATH (what `npm start` and
+ * the other spawned processes run on) is another version: `npm run test:node24` is only a run on
+ * Node 24 if every process of it is.
+ */
+function checkNodeVersions(): void {
+  const onPath = execFileSync('node', ['--version'], { encoding: 'utf8' }).trim();
+  console.log(`test run: Node ${process.version} (${process.execPath}); node on PATH: ${onPath}`);
+  if (onPath !== process.version) {
+    throw new Error(`vitest runs on Node ${process.version} but \`node\` on PATH is ${onPath}: the processes the tests start would run on another Node`);
+  }
 }

@@ -9,6 +9,7 @@ import {
   type PgBouncer,
   type PoolgraphInstance,
   type PostgresServer,
+  postgresVersion,
   startPgBouncer,
   startPoolgraph,
   startPostgres,
@@ -17,7 +18,9 @@ import { startTestServer } from '../support/server.js';
 import { W1, W2, W3 } from '../support/workloads.js';
 
 /**
- * poolgraph behind a real PgBouncer 1.18 (transaction mode, pool 4, only the pool settings and
+ * poolgraph behind a real PgBouncer, Debian's (1.18 on Debian 12; the versions of PgBouncer and
+ * PostgreSQL used are printed at the start, as their defaults differ between releases), in
+ * transaction mode (pool 4, only the pool settings and
  * `ignore_startup_parameters = extra_float_digits`) in front of a real PostgreSQL primary, all on
  * 127.0.0.1: the connection count seen by PostgreSQL, one backend per multi-statement request,
  * and statement timeouts that hold without startup parameters.
@@ -67,6 +70,7 @@ beforeAll(async () => {
   await migrateToLatest(primary.url);
   await withOneConnection(primary.url, (db) => seed(db, DEFAULT_SEED_SIZE));
   pgbouncer = await startPgBouncer({ target: primary.app, port: pgbouncerPort!, poolSize: PGBOUNCER_POOL_SIZE, maxClientConn: 100 });
+  console.log(`[pgbouncer] ${await pgbouncer.version()} in front of PostgreSQL ${postgresVersion(primary.binDir)}`);
   const started = await Promise.allSettled(
     instancePorts.slice(0, 2).map((port, index) =>
       startPoolgraph({

@@ -23,8 +23,9 @@ import { type Metrics, scrape } from '../support/metrics.js';
 import { TEST_POOL } from '../support/server.js';
 
 /**
- * Issue 10, test 4: a real poolgraph process (`src/main.ts`) with `DATABASE_URL` on a PostgreSQL 15
- * primary and `DATABASE_REPLICA_URL` on its streaming hot standby (Debian's binaries, tools/cluster).
+ * Issue 10, test 4: a real poolgraph process (`src/main.ts`) with `DATABASE_URL` on a PostgreSQL
+ * primary and `DATABASE_REPLICA_URL` on its streaming hot standby (Debian's binaries, the newest
+ * installed major version, tools/cluster).
  * Where a statement ran is read from each server's `pg_stat_statements`, counting the app role's
  * statements only.
  */

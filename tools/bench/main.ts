@@ -6,25 +6,29 @@
  *   npm run bench -- [--seconds 10] [--warmup-seconds 2] [--connections 32]
  *                    [--workloads W1,W2,W3,W4,W5] [--targets poolgraph,raw,unpooled]
  *                    [--rounds 1] [--attempts 3] [--no-write] [--output docs/benchmarks.md]
- *                    [--profile DIR] [--seed] [--verbose]
+ *                    [--profile DIR] [--seed] [--verbose] [--node 24]
  *
  * Without `DATABASE_URL` it starts an embedded PostgreSQL (with `pg_stat_statements`) in a temp
  * folder, seeded 100 x 100, and removes it afterwards. With `DATABASE_URL` it uses that database
  * as it finds it and never writes to it (W4 is skipped), unless `--seed` says it may replace all
  * of its rows with the data set (then W4 runs too). A run during which other processes used the
  * CPU is measured again, up to `--attempts` times. With `--rounds N` every run is repeated N times,
- * the targets interleaved, and the median (by req/s) reported with the range. The last line
+ * the targets interleaved, and the median (by req/s) reported with the range. `--node 24` runs the
+ * servers (poolgraph, raw, unpooled) on the newest Node 24 from the npm package `node` (through
+ * npx) instead of the bench's own Node; the load generator stays on the bench's, so two runs differ
+ * only in the servers' Node. The report and the JSON summary say which Node the servers ran on. The last line
  * printed is a JSON summary; the
  * exit code is 1 when any answer was wrong or any request failed.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { renderChart } from './chart.js';
 import { machineBusySeconds } from './cpu.js';
+import { type NodeBinary, resolveNodeBinary } from './node-binary.js';
 import { type BenchDatabase, Observer, openBenchDatabase } from './database.js';
 import { type Measurement, measure, median, otherCores } from './measure.js';
 import type { ServerMode } from './protocol.js';
@@ -57,8 +61,22 @@ const { values } = parseArgs({
     attempts: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '1' },
     verbose: { type: 'boolean', default: false },
+    node: { type: 'string' },
   },
 });
+
+/**
+ * What follows this line in the report file is written by hand (figures of other runs, such as
+ * Node 20 against Node 24) and survives a rewrite.
+ */
+const KEPT_MARKER = '<!-- npm run bench keeps everything below this line -->';
+
+/** The new report, followed by the hand-written part of the file it replaces, if any. */
+function withKeptSection(report: string, file: string): string {
+  const previous = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const at = previous.indexOf(KEPT_MARKER);
+  return at === -1 ? report : `${report.trimEnd()}\n\n${previous.slice(at)}`;
+}
 
 function fail(message: string): never {
   process.stderr.write(`bench: ${message}\n`);
@@ -93,6 +111,13 @@ const chartFile = output.replace(/\.md$/, '') + '.svg';
 if (profileDir) mkdirSync(profileDir, { recursive: true });
 
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+let serverNode: NodeBinary;
+try {
+  serverNode = resolveNodeBinary(values.node);
+} catch (error) {
+  fail((error as Error).message);
+}
+log(`servers run on Node ${serverNode.version} (${serverNode.path})${serverNode.path === process.execPath ? '' : `; the load generator on ${process.version}`}`);
 const databaseUrl = process.env.DATABASE_URL || undefined;
 if (values.seed && !databaseUrl) log('--seed only matters with DATABASE_URL; the embedded database is always seeded');
 
@@ -117,7 +142,7 @@ try {
       POOL_MAX_OVERFLOW: String(MAX_OVERFLOW),
       LOG_LEVEL: process.env.LOG_LEVEL || 'warn',
     };
-    const context = { database, observer, env, connections, seconds, warmupSeconds, profileDir, verbose: values.verbose, log };
+    const context = { database, observer, env, connections, seconds, warmupSeconds, profileDir, verbose: values.verbose, nodePath: serverNode.path, log };
     /**
      * Measures one workload on one target; a run that shared the machine with other work is
      * measured again, keeping the least disturbed attempt: its numbers would be low for reasons
@@ -157,7 +182,8 @@ try {
     const info: RunInfo = {
       date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
       machine: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB`,
-      node: process.version,
+      node: serverNode.version,
+      benchNode: process.version,
       postgres: observer.serverVersion,
       database: database.description,
       commit: commitDescription(),
@@ -176,13 +202,14 @@ try {
     const report = renderReport(info, measurements, chartLink);
     process.stdout.write(`\n${report}\n`);
     if (write) {
-      writeFileSync(output, report);
+      writeFileSync(output, withKeptSection(report, output));
       writeFileSync(chartFile, renderChart(measurements, `c=${connections}, ${seconds} s per workload, ${info.machine.split(',')[0]}`));
       log(`wrote ${relative(REPO_ROOT, output)} and ${relative(REPO_ROOT, chartFile)}`);
     }
     if (profileDir) log(`CPU profiles in ${profileDir}; summarise one with: npm run bench:profile -- <file.cpuprofile>`);
     if (!allCorrect(measurements)) exitCode = 1;
     const summary = {
+      serverNode: serverNode.version,
       correct: allCorrect(measurements),
       ratios: {
         w1PoolgraphToRaw: ratio(rate(measurements, 'poolgraph', 'W1'), rate(measurements, 'raw', 'W1')),

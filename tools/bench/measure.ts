@@ -50,6 +50,8 @@ export interface MeasureContext {
   /** Where the server's CPU profile of the measured run goes, when profiling. */
   profileDir: string | undefined;
   verbose: boolean;
+  /** The Node executable the servers run on (the load generator runs on the bench's own). */
+  nodePath: string;
   log(line: string): void;
 }
 
@@ -76,6 +78,7 @@ export async function measure(target: ServerMode, workload: Workload, context: M
     mode: target,
     env: context.env,
     verbose: context.verbose,
+    nodePath: context.nodePath,
     ...(context.profileDir ? { profileFile: join(context.profileDir, `${target}-${workload.name}.cpuprofile`) } : {}),
   });
   let load: LoadProcess | undefined;

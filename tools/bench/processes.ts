@@ -42,11 +42,13 @@ export interface StartServerOptions {
   profileFile?: string;
   /** Copy the server's output to stderr. */
   verbose: boolean;
+  /** The Node executable it runs on. @default this process's own (`process.execPath`) */
+  nodePath?: string;
 }
 
 /** Spawns `tools/bench/server.ts` and waits until it listens. */
 export async function startServer(options: StartServerOptions): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVER_ENTRY, '--mode', options.mode], {
+  const child = spawn(options.nodePath ?? process.execPath, ['--import', 'tsx', SERVER_ENTRY, '--mode', options.mode], {
     cwd: REPO_ROOT,
     env: options.profileFile ? { ...options.env, BENCH_PROFILE_FILE: options.profileFile } : options.env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -6,7 +6,10 @@ import { WORKLOADS, type WorkloadName } from './workloads.js';
 export interface RunInfo {
   date: string;
   machine: string;
+  /** The Node version the servers ran on (`--node`, or the bench's own). */
   node: string;
+  /** The Node version of the bench itself and its load generator. */
+  benchNode: string;
   postgres: string;
   database: string;
   commit: string;
@@ -110,7 +113,7 @@ export function renderReport(info: RunInfo, measurements: readonly Measurement[]
   lines.push(
     '# Benchmarks',
     '',
-    `Measured by \`npm run bench\` on ${info.date}: ${info.machine}, Node ${info.node}, PostgreSQL ${info.postgres} ` +
+    `Measured by \`npm run bench\` on ${info.date}: ${info.machine}, Node ${info.node}${info.node === info.benchNode ? '' : ` for the servers (the load generator on ${info.benchNode})`}, PostgreSQL ${info.postgres} ` +
       `(${info.database}), poolgraph at ${info.commit}. ` +
       `${info.connections} connections, ${info.seconds} s per workload after a ${info.warmupSeconds} s warm-up` +
       (info.rounds > 1 ? `, each run ${info.rounds} times (targets interleaved; the median shown, the range in brackets), ` : ', ') +

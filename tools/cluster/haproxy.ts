@@ -7,8 +7,8 @@ import { ManagedService } from './managed-service.js';
 import { createPrivateDir } from './service-user.js';
 import { waitUntil } from './wait.js';
 
-/** Debian's `haproxy` package (2.6 on bookworm). */
-const HAPROXY_BINARY = '/usr/sbin/haproxy';
+/** Debian's `haproxy` package (2.6 on Debian 12, 3.0 on Debian 13). */
+export const HAPROXY_BINARY = '/usr/sbin/haproxy';
 
 /** One poolgraph instance HAProxy balances to. */
 export interface Backend {

@@ -8,8 +8,11 @@ import { createPrivateDir, serviceUser, writePrivateFile } from './service-user.
 import { type DatabaseEndpoint, endpointUrl, queryOnce } from './sql.js';
 import { waitUntil } from './wait.js';
 
-/** Debian's `pgbouncer` package (1.18 on bookworm). */
-const PGBOUNCER_BINARY = '/usr/sbin/pgbouncer';
+/**
+ * Debian's `pgbouncer` package: 1.18 on Debian 12, 1.24 on Debian 13, whose defaults differ
+ * (`max_prepared_statements`, 0 before 1.24, is 200 since); {@link PgBouncer.version} says which ran.
+ */
+export const PGBOUNCER_BINARY = '/usr/sbin/pgbouncer';
 
 /** Options of {@link startPgBouncer}. */
 export interface StartPgBouncerOptions {
@@ -74,7 +77,11 @@ export class PgBouncer extends ManagedService {
     return queryOnce<Row>(this.adminUrl, command);
   }
 
-
+  /** What it reports of itself (`PgBouncer 1.18.0`), so results can say which version gave them. */
+  async version(): Promise<string> {
+    const [row] = await this.admin<{ version: string }>('SHOW VERSION');
+    return row?.version ?? 'PgBouncer (version unknown)';
+  }
 }
 
 /**

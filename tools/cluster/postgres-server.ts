@@ -6,9 +6,6 @@ import { type ManagedProcess, spawnManaged, type StopStep } from './managed-proc
 import type { OsUser } from './service-user.js';
 import { type DatabaseEndpoint, endpointUrl, queryOnce } from './sql.js';
 
-/** Where Debian's `postgresql-15` package puts initdb, postgres, pg_basebackup and friends. */
-export const DEFAULT_PG_BIN_DIR = '/usr/lib/postgresql/15/bin';
-
 /** The app's role and database on every server of the cluster. */
 export const APP_ROLE = 'poolgraph';
 /** The role the replica streams as (REPLICATION, not a superuser). */
@@ -64,6 +61,8 @@ export class PostgresServer {
   readonly dataDir: string;
   /** `max_connections`, as the server was started with. */
   readonly maxConnections: number;
+  /** The folder of the PostgreSQL programs it runs (a replica must use the same major version). */
+  readonly binDir: string;
   /** The app's role on the app's database: what poolgraph connects as. */
   readonly app: DatabaseEndpoint;
   /** The superuser on the app's database: for checks (pg_stat_activity, pg_stat_statements). */
@@ -81,6 +80,7 @@ export class PostgresServer {
     this.dir = settings.dir;
     this.dataDir = join(settings.dir, 'data');
     this.maxConnections = settings.maxConnections;
+    this.binDir = settings.binDir;
     const on = { host: '127.0.0.1', port: settings.port };
     this.app = { ...on, database: APP_ROLE, user: APP_ROLE, password: settings.passwords.app };
     this.superuser = { ...on, database: APP_ROLE, user: SUPERUSER, password: settings.passwords.superuser };
@@ -173,16 +173,4 @@ export class PostgresServer {
 /** The environment PostgreSQL's programs run with: nothing of ours (no PGPASSWORD, no PGHOST). */
 export function postgresEnv(): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' };
-}
-
-/** Fails early, with the fix, when Debian's PostgreSQL server binaries are missing. */
-export function requirePostgresBinaries(binDir: string): void {
-  for (const program of ['initdb', 'postgres', 'pg_basebackup']) {
-    if (!existsSync(join(binDir, program))) {
-      throw new Error(
-        `${join(binDir, program)} not found: install Debian's PostgreSQL server ` +
-          `(apt-get install postgresql) or pass binDir`,
-      );
-    }
-  }
 }

@@ -5,14 +5,13 @@ import pg from 'pg';
 import { runToCompletion } from './run-command.js';
 import {
   APP_ROLE,
-  DEFAULT_PG_BIN_DIR,
   type PostgresPasswords,
   PostgresServer,
   postgresEnv,
   REPLICATION_ROLE,
-  requirePostgresBinaries,
   SUPERUSER,
 } from './postgres-server.js';
+import { newestPostgresBinDir, requirePostgresBinaries } from './postgres-install.js';
 import { createPrivateDir, serviceUser, writePrivateFile } from './service-user.js';
 import { endpointUrl } from './sql.js';
 
@@ -27,7 +26,7 @@ export interface StartPostgresOptions {
   dir?: string;
   /** `max_connections` (tests read it back from {@link PostgresServer.maxConnections}). @default 50 */
   maxConnections?: number;
-  /** @default {@link DEFAULT_PG_BIN_DIR} */
+  /** The PostgreSQL programs' folder. @default the newest installed ({@link newestPostgresBinDir}) */
   binDir?: string;
   /** Receives every log line of the server. */
   onLine?: (line: string) => void;
@@ -46,7 +45,7 @@ const INITDB_TIMEOUT_MS = 60_000;
  * (which names the step and the server's last log lines) is thrown.
  */
 export async function startPostgres(options: StartPostgresOptions): Promise<PostgresServer> {
-  const binDir = options.binDir ?? DEFAULT_PG_BIN_DIR;
+  const binDir = options.binDir ?? newestPostgresBinDir();
   requirePostgresBinaries(binDir);
   const runAs = serviceUser();
   const dir = await createPrivateDir(options.dir, 'poolgraph-postgres-', runAs);

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { runToCompletion } from './run-command.js';
-import { DEFAULT_PG_BIN_DIR, PostgresServer, type PostgresServerSettings, postgresEnv, requirePostgresBinaries } from './postgres-server.js';
+import { requirePostgresBinaries } from './postgres-install.js';
+import { PostgresServer, type PostgresServerSettings, postgresEnv } from './postgres-server.js';
 import { createPrivateDir, serviceUser } from './service-user.js';
 import { waitUntil } from './wait.js';
 
@@ -102,7 +103,8 @@ export class PostgresReplica extends PostgresServer {
  */
 export async function startReplica(options: StartReplicaOptions): Promise<PostgresReplica> {
   const { primary } = options;
-  const binDir = DEFAULT_PG_BIN_DIR;
+  // pg_basebackup and the standby must be of the primary's major version.
+  const binDir = primary.binDir;
   requirePostgresBinaries(binDir);
   const runAs = serviceUser();
   const dir = await createPrivateDir(options.dir, 'poolgraph-replica-', runAs);
