@@ -18,6 +18,7 @@ import { useRequestScope } from './graphql/plugins/use-request-scope.js';
 import { useValidationCache } from './graphql/plugins/use-validation-cache.js';
 import { buildSchema } from './graphql/schema.js';
 import { createFastPath } from './http/fast-path.js';
+import { lifecyclesOf } from './http/request-lifecycle.js';
 import { DEFAULT_LIMITS } from './limits.js';
 import { createLogger, toYogaLogger } from './logger.js';
 import { registerPoolMetrics } from './operating/metrics/pool-metrics.js';
@@ -48,6 +49,8 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
   const logger = options.logger ?? createLogger();
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const graphqlEndpoint = options.graphqlEndpoint ?? '/graphql';
+  // Before any pool opens: a host's schema extension that does not parse throws here.
+  const schema = buildSchema(options.extend);
   // One registry per server, never prom-client's global one: two servers in one process (tests,
   // a host embedding two) must not share, or collide on, metric names.
   const registry = (options.metrics?.enabled ?? true) ? new Registry() : undefined;
@@ -79,8 +82,28 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     },
   });
 
+  const plugins = [
+    // First, so that its line times the whole request and every response carries the id.
+    requestLog,
+    useReadiness(readiness, readyEndpoint),
+    ...(metrics ? [metrics] : []),
+    // A browser sends a form or text/plain POST (or a GET) cross-site without a CORS preflight;
+    // such requests must carry a header a form cannot set. JSON POSTs are preflighted: unaffected.
+    useCSRFPrevention({ requestHeaders: CSRF_HEADERS }),
+    useBodyLimit(limits.maxBodyBytes),
+    useLimits(limits),
+    useValidationCache(),
+    ...(options.persistedDocuments ? [usePersistedDocuments(options.persistedDocuments)] : []),
+    requestScope,
+    usePartialDataStatus(),
+    useRequestErrorCode(),
+    // graphql-jit where it is correct; graphql-js's executor elsewhere, which stops resolving
+    // fields of an operation whose client went away (graphql-yoga's useExecutionCancellation).
+    useCompiledExecution(),
+  ];
+
   const yoga = createYoga<ServerContext, RequestContext>({
-    schema: buildSchema(options.extend),
+    schema,
     graphqlEndpoint,
     healthCheckEndpoint: '/health',
     batching: options.batchLimit ? { limit: options.batchLimit } : false,
@@ -95,32 +118,14 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     logging: toYogaLogger(logger),
     // Masked errors keep what they hide (never sent), for useRequestLog to log with the request id.
     maskedErrors: { maskError: maskErrorKeepingCause },
-    plugins: [
-      // First, so that its line times the whole request and every response carries the id.
-      requestLog,
-      useReadiness(readiness, readyEndpoint),
-      ...(metrics ? [metrics] : []),
-      // A browser sends a form or text/plain POST (or a GET) cross-site without a CORS preflight;
-      // such requests must carry a header a form cannot set. JSON POSTs are preflighted: unaffected.
-      useCSRFPrevention({ requestHeaders: CSRF_HEADERS }),
-      useBodyLimit(limits.maxBodyBytes),
-      useLimits(limits),
-      useValidationCache(),
-      ...(options.persistedDocuments ? [usePersistedDocuments(options.persistedDocuments)] : []),
-      requestScope,
-      usePartialDataStatus(),
-      useRequestErrorCode(),
-      // graphql-jit where it is correct; graphql-js's executor elsewhere, which stops resolving
-      // fields of an operation whose client went away (graphql-yoga's useExecutionCancellation).
-      useCompiledExecution(),
-    ],
+    plugins,
   });
 
   const requestListener = createFastPath({
     yoga,
     maxBodyBytes: limits.maxBodyBytes,
-    // The same lifecycles graphql-yoga runs through these plugins' hooks, in plugin order.
-    hooks: [requestLog.lifecycle, ...(metrics ? [metrics.lifecycle] : []), requestScope.lifecycle],
+    // The lifecycles graphql-yoga runs through the plugins' derived hooks, in plugin order.
+    hooks: lifecyclesOf(plugins),
     logger,
     enabled: options.fastPath ?? true,
   });

@@ -59,7 +59,7 @@ export interface Limits {
    * `MAX_BODY_BYTES`: the largest request body. `useBodyLimit` enforces it, with graphql-yoga's
    * checks and error: a `Content-Length` over it is refused
    * before anything is read, a chunked body as soon as it passes it, with HTTP 413 and code
-   * `REQUEST_ENTITY_TOO_LARGE`; {@link useLimits} then closes the connection. @default 1000000
+   * `REQUEST_ENTITY_TOO_LARGE`; `useLimits` then closes the connection. @default 1000000
    */
   maxBodyBytes: number;
 }

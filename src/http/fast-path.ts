@@ -13,7 +13,7 @@ import {
   UNEXPECTED_ERROR_BODY,
 } from './yoga-http-behaviour.js';
 
-/** What graphql-yoga's Node adapter passes as the server context (see `ServerContext` in app.ts). */
+/** What graphql-yoga's Node adapter passes as the server context (see `ServerContext` in server-options.ts). */
 export interface NodeServerContext {
   req?: IncomingMessage;
   res?: ServerResponse;
@@ -52,25 +52,25 @@ const CONTENT_LENGTH = /^[1-9]\d*$/;
 /**
  * The common request — `POST` of one operation as a JSON object to the GraphQL endpoint — answered
  * without graphql-yoga's HTTP layer, the largest cost of `{ items { number } }` in the server
- * (docs/benchmarks-profile.md): the conversion of Node's request and
- * response to fetch `Request`/`Response` objects and back, its request parsing and its chain of
- * promise helpers. Every other request (GET, GraphiQL, `/health`, `/ready`, `/metrics`, batches,
- * other content types, chunked or oversized bodies, bodies that are not a JSON object, streaming
- * responses) goes to graphql-yoga unchanged.
+ * (docs/benchmarks-profile.md): the conversion of Node's request and response to fetch
+ * `Request`/`Response` objects and back, its request parsing and its chain of promise helpers.
+ * Every other request (GET, GraphiQL, `/health`, `/ready`, `/metrics`, batches, other content
+ * types, chunked or oversized bodies, bodies that are not a JSON object, streaming responses) goes
+ * to graphql-yoga unchanged.
  *
  * It is not a second GraphQL server: the operation runs through graphql-yoga's own
  * `getResultForParams` (parameter checks, persisted documents, the parse and validation caches,
  * the limits, the request scope, execution with graphql-jit, error masking, the partial-data
  * status) and the response is built by graphql-yoga's `processRegularResult`, with its status
  * codes, media type negotiation and default CORS headers (what is copied of graphql-yoga is in
- * ./yoga-http-behaviour.ts); a result without errors or
- * extensions (neither can set a status or a header) is written as that function would answer it,
- * 200 and its JSON, without the fetch `Response` it builds to say so. What the fast path does
- * itself is what graphql-yoga's HTTP layer did around that, and it calls each plugin's
- * {@link RequestLifecycle} at the points where graphql-yoga calls the hooks derived from it
- * (`onRequest`, `onResultProcess`, `onResponse`, and an `abort` listener), so the request log, the metrics and the release of the request's connection happen on both paths
- * alike. The test suite runs against this listener, and test/http/fast-path.test.ts compares its
- * answers with graphql-yoga's byte for byte.
+ * ./yoga-http-behaviour.ts); a result without errors or extensions (neither can set a status or a
+ * header) is written as that function would answer it, 200 and its JSON, without the fetch
+ * `Response` it builds to say so. What the fast path does itself is what graphql-yoga's HTTP layer
+ * did around that, and it calls each plugin's {@link RequestLifecycle} at the points where
+ * graphql-yoga calls the hooks derived from it (`onRequest`, `onResultProcess`, `onResponse`, and
+ * an `abort` listener), so the request log, the metrics and the release of the request's
+ * connection happen on both paths alike. The test suite runs against this listener, and
+ * test/http/fast-path.test.ts compares its answers with graphql-yoga's byte for byte.
  */
 export function createFastPath<Context extends object>(options: FastPathOptions<Context>): FastPathListener {
   const { yoga, hooks, logger } = options;

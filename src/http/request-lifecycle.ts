@@ -2,8 +2,9 @@ import { performance } from 'node:perf_hooks';
 import type { ExecutionResult } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 
-/** Reads a request header by name (a fetch `Headers` is one). */
+/** Reads a request header by its name in lower case (a fetch `Headers` is one). */
 export interface HeaderReader {
+  /** The header's value (repeated ones joined with ", "), or null; `name` in lower case. */
   get(name: string): string | null;
 }
 
@@ -45,10 +46,18 @@ export interface RequestLifecycle {
 export type LifecyclePlugin<Context extends object = object> = Plugin<Context> & { lifecycle: RequestLifecycle };
 
 /**
+ * The lifecycles of `plugins`, in their order: what the fast path runs where graphql-yoga runs
+ * the hooks derived from them, taken from the one plugin list so the two cannot differ.
+ */
+export function lifecyclesOf(plugins: readonly object[]): RequestLifecycle[] {
+  return plugins.flatMap((plugin) => ('lifecycle' in plugin ? [(plugin as LifecyclePlugin).lifecycle] : []));
+}
+
+/**
  * `plugin` with graphql-yoga hooks derived from `lifecycle` added to its own: the plugin states
  * each request behaviour once, and both HTTP paths run it. `plugin`'s own `onRequest` runs after
- * `requestStarted`; it must not define `onResultProcess` or `onResponse` (state those in the
- * lifecycle).
+ * `requestStarted` (which so also sees requests the plugin then answers itself, e.g. `/metrics`).
+ * It must not define `onResultProcess` or `onResponse`: state those in the lifecycle.
  */
 export function withRequestLifecycle<Context extends object>(
   lifecycle: RequestLifecycle,

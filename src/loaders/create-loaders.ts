@@ -57,9 +57,10 @@ export function createLoaders(db: Kysely<Database>, onBatch?: LoaderBatchObserve
 }
 
 /**
- * {@link Loaders}, each made at its first use: most operations use one or none of them (W1
- * none), and four DataLoaders with their caches per request were garbage to collect. A loader's getter runs once: the loader is then kept as a
- * plain property of the object, so the many reads of a nested query (W2: 240) cost nothing more.
+ * {@link Loaders}, each made at its first use: most operations use one or none of them (W1 none),
+ * and four DataLoaders with their caches per request were garbage to collect. A loader's getter
+ * runs once: the loader is then kept as a plain property of the object, so the many reads of a
+ * nested query (W2: 240) cost nothing more.
  */
 class RequestLoaders implements Loaders {
   constructor(

@@ -24,7 +24,7 @@ export interface ValueOrPromiseLoaderKeys<Key, Value> {
  * Priming is a `Map.set` too, where DataLoader's `prime` allocates a resolved promise per value.
  * Like DataLoader's cache it lives for one request; `clearAll` forgets both.
  *
- * Keys are ids, or (with `keys`) objects naming an id and more (see {@link ItemLoader}).
+ * Keys are ids, or (with `keys`) objects naming an id and more (see `ItemLoader` in ./item-loader.ts).
  */
 export class ValueOrPromiseLoader<Value extends NonNullable<unknown> | null, Key = string> {
   /** Values this request holds, by id (`null`: an id known not to exist). */

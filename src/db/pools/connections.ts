@@ -84,8 +84,11 @@ export function openConnections(options: ConnectionsOptions): Connections {
     preparedStatements: ownsPool && !pooler && !replicaMaySwitchSessions,
     async close() {
       try {
-        await replicaRouter?.close();
-        if (ownsReplicaPool) await replicaPool?.end();
+        try {
+          await replicaRouter?.close();
+        } finally {
+          if (ownsReplicaPool) await replicaPool?.end();
+        }
       } finally {
         if (ownsPool) await pool.end();
       }

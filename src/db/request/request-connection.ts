@@ -56,8 +56,7 @@ export class RequestConnection {
   #stalePreparedStatement: unknown;
   #answered = 0;
   #readOnly = false;
-  /** Statements sent on the request's connections (the scope sends them and counts them here). */
-  statements = 0;
+  #statements = 0;
   #taken = 0;
   #retried = false;
   #backendPid: number | null = null;
@@ -74,7 +73,7 @@ export class RequestConnection {
   /** What the request did with its connection so far. */
   get stats(): RequestScopeStats {
     return {
-      statements: this.statements,
+      statements: this.#statements,
       connectionsTaken: this.#taken,
       retried: this.#retried,
       backendPid: this.#backendPid,
@@ -95,20 +94,23 @@ export class RequestConnection {
     return this.#broken !== undefined;
   }
 
-  /** Statements answered on the current connection (a ping included). */
-  get answered(): number {
-    return this.#answered;
-  }
-
-  /** Asks for a connection to a read replica, when the source has one; only before the first. */
-  preferReplica(readOnly: boolean): void {
-    if (this.#client === undefined) this.#readOnly = readOnly;
+  /**
+   * Whether the connections taken from now on may come from a read replica (the source decides).
+   * It also applies to a connection that replaces a dead one.
+   */
+  allowReplica(allowed: boolean): void {
+    this.#readOnly = allowed;
   }
 
   /** The request's connection, taken from the source at the first call. */
   client(): Promise<pg.PoolClient> {
     this.#client ??= this.#acquire();
     return this.#client;
+  }
+
+  /** Counts a statement sent on the request's connection (the scope sends them). */
+  sent(): void {
+    this.#statements += 1;
   }
 
   /** Counts a statement the current connection answered. */
@@ -127,7 +129,7 @@ export class RequestConnection {
    */
   staleStatement(error: unknown, rerun: boolean): void {
     this.#stalePreparedStatement ??= error;
-    if (rerun) this.statements += 1;
+    if (rerun) this.#statements += 1;
   }
 
   /** Tells the source that the connection it lent failed (a replica may have gone away). */
@@ -160,7 +162,7 @@ export class RequestConnection {
 
   /** Pings `client`; a dead one is replaced by a fresh connection, which is returned. */
   async prePing(client: pg.PoolClient): Promise<pg.PoolClient> {
-    this.statements += 1;
+    this.#statements += 1;
     try {
       await client.query(';');
       this.#answered += 1;
@@ -188,7 +190,7 @@ export class RequestConnection {
   }
 
   /**
-   * Gives `client` (what {@link settled} returned) back to the pool, or destroys it when it broke,
+   * Gives `client` (what {@link RequestConnection.settled} returned) back to the pool, or destroys it when it broke,
    * went stale, or would go back inside a transaction (pg-pool resets nothing on release). Call
    * once, when nothing runs.
    */

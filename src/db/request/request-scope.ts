@@ -232,7 +232,7 @@ export class RequestScope implements StatementTarget {
    */
   markWrites(): void {
     this.#writes = true;
-    this.#connection.preferReplica(false);
+    this.#connection.allowReplica(false);
   }
 
   /**
@@ -240,7 +240,7 @@ export class RequestScope implements StatementTarget {
    * batch), before its first statement: its connection may then come from a read replica.
    */
   markReadOnly(): void {
-    if (!this.#connection.requested && !this.#writes) this.#connection.preferReplica(true);
+    if (!this.#connection.requested && !this.#writes) this.#connection.allowReplica(true);
   }
 
   /**
@@ -258,7 +258,7 @@ export class RequestScope implements StatementTarget {
 
   /** Sends one statement and counts it, with the pooler's timeout pipelined before it if due. */
   async #send(client: pg.PoolClient, sql: string, parameters: readonly unknown[] = []): Promise<pg.QueryResult> {
-    this.#connection.statements += 1;
+    this.#connection.sent();
     const prefix = this.#pooler?.timeoutPrefix(sql, this.#transactionOwner !== undefined);
     const result =
       prefix !== undefined
@@ -273,7 +273,7 @@ export class RequestScope implements StatementTarget {
    * Kysely's it may run again on a fresh connection when the first one was found dead.
    */
   async #beginOperationTransaction(client: pg.PoolClient, pooler: TransactionPoolerSemantics): Promise<pg.PoolClient> {
-    const begin = pooler.begin();
+    const begin = pooler.beginOperation();
     try {
       await this.#send(client, begin);
       return client;

@@ -18,7 +18,7 @@ export interface PoolerSettings {
  * server connection of its choice:
  * - the timeouts are set with `SET LOCAL`: in the operation's transaction, or, for a statement
  *   outside one, pipelined before it in the same round trip (one implicit transaction), see
- *   {@link timeoutPrefix};
+ *   {@link TransactionPoolerSemantics.timeoutPrefix};
  * - an operation that may run several statements (`runsAtMostOneStatement` in
  *   ./statement-plan.ts) runs them in ONE transaction, so they all run on one server connection
  *   (I1 on the server side): begun at its first statement, committed by the scope's `finish()`;
@@ -53,8 +53,11 @@ export class TransactionPoolerSemantics {
     if (!atMostOne && this.#state === 'none' && !connectionRequested) this.#state = 'wanted';
   }
 
-  /** The operation's BEGIN with its timeouts, one round trip; the transaction counts as open. */
-  begin(): string {
+  /**
+   * Opens the operation's transaction: from now on it counts as open (so no timeout prefix goes
+   * before its BEGIN), and returns that BEGIN with its timeouts, to send in one round trip.
+   */
+  beginOperation(): string {
     this.#state = 'open';
     return (
       `begin; set local statement_timeout = ${this.#settings.statementTimeoutMs}; ` +
