@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { type ConnectionSource, poolSource } from '../request/connection-source.js';
 import type { PoolerSettings } from '../request/transaction-pooler.js';
-import { createPool, guardConnectionErrors, type PoolSettings } from './pool.js';
+import { createPool, endPool, guardConnectionErrors, type PoolSettings } from './pool.js';
 import { replicaConnectTimeoutMs, ReplicaRouter } from './replica-router.js';
 
 /** Where a server's requests take their connections: pool settings, or a pool the host owns. */
@@ -87,10 +87,10 @@ export function openConnections(options: ConnectionsOptions): Connections {
         try {
           await replicaRouter?.close();
         } finally {
-          if (ownsReplicaPool) await replicaPool?.end();
+          if (ownsReplicaPool && replicaPool) await endPool(replicaPool);
         }
       } finally {
-        if (ownsPool) await pool.end();
+        if (ownsPool) await endPool(pool);
       }
     },
   };

@@ -152,3 +152,35 @@ export async function warmUpPool(pool: pg.Pool, count: number): Promise<void> {
   const failed = opened.find((result) => result.status === 'rejected');
   if (failed) throw failed.reason;
 }
+
+/** The longest {@link endPool} waits for the pool's connections to finish closing. */
+const END_WAIT_MS = 5_000;
+
+/**
+ * Ends `pool` and resolves once its connections have closed. pg-pool's own `end()` resolves as
+ * soon as it has asked each connection to close (its `remove` event comes when the close has
+ * completed): a database stopped right after it, as `npm start` stops the embedded one, would
+ * still find those sessions open and terminate them, which each connection then reports as a
+ * failure. Waits at most {@link END_WAIT_MS} for them.
+ */
+export async function endPool(pool: pg.Pool): Promise<void> {
+  let open = pool.totalCount;
+  let timer: NodeJS.Timeout | undefined;
+  let onRemove: (() => void) | undefined;
+  const closed = new Promise<void>((resolve) => {
+    if (open === 0) return resolve();
+    onRemove = () => {
+      open -= 1;
+      if (open <= 0) resolve();
+    };
+    pool.on('remove', onRemove);
+    timer = setTimeout(resolve, END_WAIT_MS);
+  });
+  try {
+    await pool.end();
+    await closed;
+  } finally {
+    clearTimeout(timer);
+    if (onRemove) pool.off('remove', onRemove);
+  }
+}
