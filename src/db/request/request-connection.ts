@@ -42,7 +42,7 @@ export interface RequestScopeStats {
 /**
  * The one pooled connection of a request (see `RequestScope`): taken from its source at the
  * first statement, replaced once when it turns out to have died before the request used it,
- * and given back — or destroyed, when it broke — by {@link release}. It also keeps what the
+ * and given back — or destroyed, when it broke — by {@link RequestConnection.release}. It keeps what the
  * request's stats report about it. Statements are sent by the scope; this class only hands out
  * the client and keeps its record.
  */
