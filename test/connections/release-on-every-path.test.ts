@@ -6,7 +6,7 @@ import { poolSource } from '../../src/db/request/connection-source.js';
 import { RequestFinishedError, type RequestScopeStats } from '../../src/db/request/request-scope.js';
 import { useRequestScope } from '../../src/graphql/plugins/use-request-scope.js';
 import { eventually, resolverFinished, resolverStarted, startTestServer, type TestServer, useTestEnvironment } from '../support/server.js';
-import { closeGate, markedLabels, resolverRuns } from '../support/test-schema.js';
+import { leaveAtGate, markedLabels, resolverRuns } from '../support/test-schema.js';
 import { W1 } from '../support/workloads.js';
 
 const t = useTestEnvironment({ size: 2, maxOverflow: 2, statementTimeoutMs: 300 });
@@ -84,25 +84,21 @@ describe('the connection goes back to the pool on every path (I2)', () => {
   it('after a client disconnects mid-request', async () => {
     const released = t.server.released.length;
     const finished = resolverRuns.finished.get('waitThenSelect') ?? 0;
-    const gate = closeGate('mid-request');
-    const controller = new AbortController();
-    const request = t.server.graphql('{ items(first: 1) { id } waitThenSelect(gate: "mid-request") }', undefined, {
-      signal: controller.signal,
-    });
-    try {
-      // Abort once the request holds its connection (for items) and a resolver waits at the gate.
-      const { pool } = t.server.server;
-      expect(await gate.reached()).toBe(true);
-      expect(await eventually(() => pool.totalCount - pool.idleCount === 1, 5_000)).toBe(true);
-      controller.abort();
-      await expect(request).rejects.toThrow();
-      // Released while the resolver still waits: only the client's leaving can have released it,
-      // as no response can be ready before the gate opens.
-      expect(await eventually(() => t.server.released.length > released, 5_000)).toBe(true);
-      expect(await eventually(() => pool.idleCount === pool.totalCount, 5_000)).toBe(true);
-    } finally {
-      gate.open();
-    }
+    const { pool } = t.server.server;
+    const left = await leaveAtGate(
+      'mid-request',
+      (signal) => t.server.graphql('{ items(first: 1) { id } waitThenSelect(gate: "mid-request") }', undefined, { signal }),
+      {
+        // Abort once the request holds its connection (for items) and a resolver waits at the gate.
+        ready: () => eventually(() => pool.totalCount - pool.idleCount === 1, 5_000),
+        // Released while the resolver still waits: only the client's leaving can have released it,
+        // as no response can be ready before the gate opens.
+        whileWaiting: async () =>
+          (await eventually(() => t.server.released.length > released, 5_000)) &&
+          eventually(() => pool.idleCount === pool.totalCount, 5_000),
+      },
+    );
+    expect(left).toEqual({ reached: true, ready: true, aborted: true, whileWaiting: true });
     // The statement after the gate is refused: the scope was released.
     expect(await resolverFinished('waitThenSelect', finished)).toBe(true);
     expect(t.server.released.slice(released)).toEqual([expect.objectContaining({ connectionsTaken: 1, statements: 1 })]);
@@ -123,20 +119,13 @@ describe('the connection goes back to the pool on every path (I2)', () => {
       const released = t.server.released.length;
       const acquired = t.server.acquired.length;
       const finished = resolverRuns.finished.get('waitThenSelect') ?? 0;
-      const gate = closeGate('before-first-statement');
-      const controller = new AbortController();
-      const request = send(controller.signal);
-      try {
-        expect(await gate.reached()).toBe(true);
-        controller.abort();
-        await expect(request).rejects.toThrow();
-        // Released when the client left, while the resolver still waits at the gate, so the
-        // statement after it is refused: had the scope stayed open until the resolver finished,
-        // it would have taken a connection.
-        expect(await eventually(() => t.server.released.length > released, 5_000)).toBe(true);
-      } finally {
-        gate.open();
-      }
+      // Released when the client left, while the resolver still waits at the gate, so the
+      // statement after it is refused: had the scope stayed open until the resolver finished,
+      // it would have taken a connection.
+      const left = await leaveAtGate('before-first-statement', send, {
+        whileWaiting: () => eventually(() => t.server.released.length > released, 5_000),
+      });
+      expect(left).toEqual({ reached: true, ready: true, aborted: true, whileWaiting: true });
       // Checked once the resolver has tried its statement, not after a guess at how long it takes.
       expect(await resolverFinished('waitThenSelect', finished)).toBe(true);
       expect(t.server.released.slice(released)).toEqual([expect.objectContaining({ connectionsTaken: 0, statements: 0 })]);

@@ -120,31 +120,35 @@ describe('SIGTERM with requests in flight', () => {
     const run = npmStart(undefined, { DATABASE_URL: database.url, POOL_SIZE: '2', POOL_MAX_OVERFLOW: '2', ...env });
     const port = await bannerPort(run);
     const holder = new pg.Client({ connectionString: database.url, application_name: 'poolgraph-test' });
-    await holder.connect();
-    await holder.query('begin');
-    await holder.query('lock table items in access exclusive mode');
-    const outcomes = Array.from({ length: count }, () =>
-      post(port, W1).then(
-        (response) => ({ status: response.status, items: (response.body.data?.items as unknown[] | undefined)?.length }),
-        (error: unknown) => ({ error: errorCode(error) }),
-      ),
-    );
-    const waiting = await eventually(async () => {
-      const [row] = await database.query<{ waiting: number }>(
-        "select count(*)::int as waiting from pg_stat_activity where application_name = 'poolgraph' and wait_event_type = 'Lock' and datname = current_database()",
-      );
-      return row?.waiting === count;
-    }, 20_000);
-    expect(waiting, output(run)).toBe(true);
-    return {
-      run,
-      port,
-      outcomes: Promise.all(outcomes),
-      release: async () => {
-        await holder.query('commit').catch(() => undefined);
-        await holder.end();
-      },
+    // The database is dropped with (force) at the end, which may end this session first.
+    holder.on('error', () => undefined);
+    const release = async () => {
+      await holder.query('commit').catch(() => undefined);
+      await holder.end();
     };
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query('lock table items in access exclusive mode');
+      const outcomes = Array.from({ length: count }, () =>
+        post(port, W1).then(
+          (response) => ({ status: response.status, items: (response.body.data?.items as unknown[] | undefined)?.length }),
+          (error: unknown) => ({ error: errorCode(error) }),
+        ),
+      );
+      const waiting = await eventually(async () => {
+        const [row] = await database.query<{ waiting: number }>(
+          "select count(*)::int as waiting from pg_stat_activity where application_name = 'poolgraph' and wait_event_type = 'Lock' and datname = current_database()",
+        );
+        return row?.waiting === count;
+      }, 20_000);
+      expect(waiting, output(run)).toBe(true);
+      return { run, port, outcomes: Promise.all(outcomes), release };
+    } catch (error) {
+      // The lock must not outlive a failed set-up: the server under test would wait on it forever.
+      await release();
+      throw error;
+    }
   }
 
   it('answers every request in flight in full, refuses new connections, ends the pool and exits 0', { timeout: 60_000 }, async () => {

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { eventually, resolverFinished, useTestEnvironment } from '../support/server.js';
-import { closeGate, resolverRuns } from '../support/test-schema.js';
+import { leaveAtGate, resolverRuns } from '../support/test-schema.js';
 import { W2 } from '../support/workloads.js';
 
 /** Every JSON line the server logs, captured in process through a pino destination stream. */
@@ -112,18 +112,11 @@ describe('one log line per request, with a request id', () => {
     for (const [index, send] of requests.entries()) {
       lines.length = 0;
       const finished = resolverRuns.finished.get('waitThenSelect') ?? 0;
-      const gate = closeGate('abandoned');
-      const controller = new AbortController();
-      const request = send(controller.signal);
-      try {
-        expect(await gate.reached()).toBe(true);
-        controller.abort();
-        await expect(request).rejects.toThrow();
-        // Written when the client left, while the resolver still waits at the gate.
-        expect(await eventually(() => lines.some((line) => line.level === 30), 5_000)).toBe(true);
-      } finally {
-        gate.open();
-      }
+      // Written when the client left, while the resolver still waits at the gate.
+      const left = await leaveAtGate('abandoned', send, {
+        whileWaiting: () => eventually(() => lines.some((line) => line.level === 30), 5_000),
+      });
+      expect(left).toEqual({ reached: true, ready: true, aborted: true, whileWaiting: true });
       // The resolver goes on after the abort; its end must not write a second line.
       expect(await resolverFinished('waitThenSelect', finished)).toBe(true);
       expect(lines.filter((line) => line.level === 30)).toEqual([

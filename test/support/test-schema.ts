@@ -49,6 +49,48 @@ export function closeGate(name: string): Gate {
   };
 }
 
+/** What {@link leaveAtGate} saw, each true when it happened. */
+export interface LeftAtGate {
+  /** A resolver of the request arrived at the gate. */
+  reached: boolean;
+  /** `ready` held before the client left. */
+  ready: boolean;
+  /** The client's request failed: it was aborted. */
+  aborted: boolean;
+  /** `whileWaiting` held while the resolver still waited at the gate. */
+  whileWaiting: boolean;
+}
+
+/**
+ * A client that leaves while a resolver of its request waits at the gate `name`: closes the gate,
+ * sends the request (`send`, given the signal to abort it with), and once a resolver waits there
+ * and `ready` holds, aborts it. `whileWaiting` is then asked before the gate opens, so what it
+ * sees can only come from the client's leaving, never from a response. The gate opens on every
+ * path, or the request would never end.
+ */
+export async function leaveAtGate(
+  name: string,
+  send: (signal: AbortSignal) => Promise<unknown>,
+  checks: { ready?: () => Promise<boolean>; whileWaiting: () => Promise<boolean> },
+): Promise<LeftAtGate> {
+  const gate = closeGate(name);
+  const controller = new AbortController();
+  try {
+    const request = send(controller.signal);
+    const reached = await gate.reached();
+    const ready = reached && ((await checks.ready?.()) ?? true);
+    controller.abort();
+    const aborted = await request.then(
+      () => false,
+      () => true,
+    );
+    // Nothing to wait for when the resolver never arrived: the test fails at once.
+    return { reached, ready, aborted, whileWaiting: reached && (await checks.whileWaiting()) };
+  } finally {
+    gate.open();
+  }
+}
+
 async function passGate(name: string): Promise<void> {
   const gate = gates.get(name);
   if (!gate) throw new Error(`no gate named "${name}" is closed`);

@@ -14,7 +14,7 @@ import {
   startPoolgraph,
   startPostgres,
 } from '../support/cluster.js';
-import { startTestServer } from '../support/server.js';
+import { eventually, startTestServer } from '../support/server.js';
 import { W1, W2, W3 } from '../support/workloads.js';
 
 /**
@@ -204,12 +204,10 @@ describe('behind PgBouncer in transaction mode (pool 4), two instances of POOL_S
         await primary.query('select pg_reload_conf()');
         // In effect once a session shows it: the postmaster has re-read the file and signalled
         // every backend (PgBouncer's included), which applies it before running its next command.
-        let applied = false;
-        for (let waited = 0; !applied && waited < 10_000; waited += 50) {
+        const applied = await eventually(async () => {
           const [row] = await primary.query<{ log_statement: string }>('show log_statement');
-          applied = row?.log_statement === 'all';
-          if (!applied) await new Promise((resolve) => setTimeout(resolve, 50));
-        }
+          return row?.log_statement === 'all';
+        }, 10_000);
         expect(applied).toBe(true);
         const from = primaryLog.length;
         const query = '{ categories(first: 20) { name itemCount items(first: 10) { id category { name } } } backendPid }';

@@ -18,8 +18,13 @@ import { APT_LOG, aptInstallCommand, SYSTEM_REQUIREMENTS, type SystemRequirement
 /** How long apt-get may wait for another apt-get (another checkout's setup) to release dpkg's lock. */
 const DPKG_LOCK_TIMEOUT_S = 600;
 
-function missing(): SystemRequirement[] {
-  return SYSTEM_REQUIREMENTS.filter((requirement) => requirement.installed() === undefined);
+/** Each requirement with the version line it printed, or undefined when it is missing: one check each. */
+function check(): { requirement: SystemRequirement; version: string | undefined }[] {
+  return SYSTEM_REQUIREMENTS.map((requirement) => ({ requirement, version: requirement.installed() }));
+}
+
+function missing(checked: ReturnType<typeof check>): SystemRequirement[] {
+  return checked.filter(({ version }) => version === undefined).map(({ requirement }) => requirement);
 }
 
 /** Runs apt-get with its output appended to {@link APT_LOG}; true when it exited 0. */
@@ -36,7 +41,8 @@ function aptGet(args: readonly string[]): boolean {
 }
 
 function main(): number {
-  let absent = missing();
+  let checked = check();
+  let absent = missing(checked);
   if (absent.length > 0) {
     const packages = absent.map((requirement) => requirement.debianPackage);
     const isRoot = process.getuid?.() === 0;
@@ -52,7 +58,8 @@ function main(): number {
     // Installing PostgreSQL or PgBouncer may start Debian's own services on 5432 and 6432 where the
     // init system allows it; the suite uses neither port, so they are left alone.
     const installed = aptGet(['update', '-qq']) && aptGet(['install', '-y', '-qq', ...packages]);
-    absent = missing();
+    checked = check();
+    absent = missing(checked);
     if (!installed || absent.length > 0) {
       console.error(readFileSync(APT_LOG, 'utf8').split('\n').slice(-30).join('\n'));
       console.error(`test setup: apt-get could not install ${absent.map((r) => r.debianPackage).join(' ') || packages.join(' ')} (full log: ${APT_LOG})`);
@@ -61,7 +68,7 @@ function main(): number {
     console.log(`test setup: installed in ${Math.round((Date.now() - started) / 1000)} s`);
   }
   console.log(`test setup: Node ${process.version}`);
-  for (const requirement of SYSTEM_REQUIREMENTS) console.log(`test setup: ${requirement.installed() ?? `${requirement.name} missing`}`);
+  for (const { version } of checked) console.log(`test setup: ${version}`);
   return 0;
 }
 
