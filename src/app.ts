@@ -1,10 +1,13 @@
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga } from 'graphql-yoga';
+import pg from 'pg';
 import { Registry } from 'prom-client';
+import { createTokenVerifier } from './auth/token-verifier.js';
 import { openConnections } from './db/pools/connections.js';
 import { maskErrorKeepingCause } from './errors.js';
 import type { RequestContext } from './graphql/context.js';
+import { useAuthentication } from './graphql/plugins/use-authentication.js';
 import { useBodyLimit } from './graphql/plugins/use-body-limit.js';
 import { useCompiledExecution } from './graphql/plugins/use-compiled-execution.js';
 import { useLimits } from './graphql/plugins/use-limits.js';
@@ -55,7 +58,13 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
   // a host embedding two) must not share, or collide on, metric names.
   const registry = (options.metrics?.enabled ?? true) ? new Registry() : undefined;
 
-  const connections = openConnections({ database: options.database, replica: options.replica, logger, registry });
+  const tokens = options.auth?.tokens;
+  const verifier = tokens && (tokens.secret !== undefined || tokens.jwksUrl !== undefined) ? createTokenVerifier(tokens) : undefined;
+  const authMode = options.auth?.mode ?? (verifier ? 'jwt' : 'open');
+  // Pool settings (not a lent pool): in open mode its connections say so to the policies.
+  const database = options.database instanceof pg.Pool ? options.database : { ...options.database, openWrites: authMode === 'open' };
+
+  const connections = openConnections({ database, replica: options.replica, logger, registry });
   const { pool, replicaPool } = connections;
   const { endpoint: readyEndpoint = '/ready', ...readinessOptions } = options.readiness ?? {};
   const readiness = new Readiness(pool, { ...DEFAULT_READINESS, ...readinessOptions }, logger);
@@ -82,6 +91,13 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     },
   });
 
+  const authentication = useAuthentication({
+    mode: authMode,
+    verifier,
+    onFailure: requestMetrics?.observeAuthFailure,
+    onIdentified: (request, identity) => requestLog.recordCaller(request, identity.subject),
+  });
+
   const plugins = [
     // First, so that its line times the whole request and every response carries the id.
     requestLog,
@@ -94,6 +110,8 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     useLimits(limits),
     useValidationCache(),
     ...(options.persistedDocuments ? [usePersistedDocuments(options.persistedDocuments)] : []),
+    // Before the scope: the caller's claims go with the scope's every transaction.
+    authentication,
     requestScope,
     usePartialDataStatus(),
     useRequestErrorCode(),

@@ -1,5 +1,6 @@
 import type { LevelWithSilent } from 'pino';
 import { z } from 'zod';
+import type { TokenSettings } from './auth/token-verifier.js';
 import type { PoolSettings } from './db/pools/pool.js';
 import { DEFAULT_LIMITS, type Limits } from './limits.js';
 
@@ -7,6 +8,12 @@ import { DEFAULT_LIMITS, type Limits } from './limits.js';
 export interface Config {
   /** `DATABASE_URL`; undefined means "start the embedded PostgreSQL". */
   databaseUrl: string | undefined;
+  /**
+   * `DATABASE_MIGRATION_URL`: the role that owns the tables, for migrations (`npm run migrate`
+   * and at start) when the server's own role (`DATABASE_URL`) may not create them. Undefined:
+   * `DATABASE_URL`.
+   */
+  migrationDatabaseUrl: string | undefined;
   /**
    * `DATABASE_REPLICA_URL`: a read replica; query operations run on a pool of their own to it
    * (falling back to the primary while it does not answer). Undefined: everything on the primary.
@@ -47,6 +54,12 @@ export interface Config {
   metrics: { enabled: boolean; port: number | undefined };
   /** `READY_MAX_WAITING` and `READY_TIMEOUT_MS`: when `GET /ready` answers 503 (see `src/operating/readiness.ts`). */
   readiness: { maxWaiting: number; timeoutMs: number };
+  /**
+   * Who may do what: `AUTH_MODE` (`chosen`: set explicitly, not defaulted) and how tokens are
+   * verified (`AUTH_JWT_SECRET`, `AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`,
+   * `AUTH_CLOCK_TOLERANCE_S`).
+   */
+  auth: { mode: 'jwt' | 'open'; chosen: boolean; tokens: TokenSettings };
 }
 
 /** The configuration is wrong; `problems` has one line per variable, naming it and its value. */
@@ -91,6 +104,10 @@ const environment = z
       .string()
       .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
       .optional(),
+    DATABASE_MIGRATION_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
     DATABASE_POOLER: z.enum(['none', 'transaction'], 'must be none or transaction').prefault('none'),
     DATA_DIR: z.string().prefault('.data'),
     PORT: integer(0, 65535).prefault('4000'),
@@ -126,6 +143,14 @@ const environment = z
     MAX_DIRECTIVES: integer(0, 100_000).prefault(String(DEFAULT_LIMITS.maxDirectives)),
     MAX_COST: integer(1, Number.MAX_SAFE_INTEGER).prefault(String(DEFAULT_LIMITS.maxCost)),
     MAX_BODY_BYTES: integer(1, ONE_GIB).prefault(String(DEFAULT_LIMITS.maxBodyBytes)),
+    AUTH_MODE: z.enum(['jwt', 'open'], 'must be jwt or open').optional(),
+    // HS256 needs a key of at least 256 bits (RFC 7518 §3.2).
+    AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 needs a 256-bit key)').optional(),
+    AUTH_JWKS_URL: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+    AUTH_ISSUER: z.string().optional(),
+    AUTH_AUDIENCE: z.string().optional(),
+    AUTH_CLOCK_TOLERANCE_S: integer(0, 3600).prefault('5'),
+    NODE_ENV: z.string().optional(),
   })
   .superRefine((env, context) => {
     if (env.POOL_SIZE + env.POOL_MAX_OVERFLOW < 1) {
@@ -143,10 +168,22 @@ const environment = z
         message: 'must differ from PORT (leave it unset to serve /metrics on PORT)',
       });
     }
+    const keys = env.AUTH_JWT_SECRET !== undefined || env.AUTH_JWKS_URL !== undefined;
+    if (env.AUTH_MODE === 'jwt' && !keys) {
+      context.addIssue({ code: 'custom', path: ['AUTH_MODE'], message: 'jwt needs AUTH_JWT_SECRET or AUTH_JWKS_URL to verify tokens with' });
+    }
+    // In production, a server anyone may write to must be asked for, never fallen into.
+    if (env.NODE_ENV === 'production' && env.AUTH_MODE === undefined && !keys) {
+      context.addIssue({
+        code: 'custom',
+        path: ['AUTH_MODE'],
+        message: 'NODE_ENV=production needs AUTH_JWT_SECRET or AUTH_JWKS_URL (writes need a token), or AUTH_MODE=open to let anyone write',
+      });
+    }
   });
 
 /** Variables whose values are never printed (they may hold a password). */
-const SECRET_VARIABLES = new Set(['DATABASE_URL', 'DATABASE_REPLICA_URL']);
+const SECRET_VARIABLES = new Set(['DATABASE_URL', 'DATABASE_REPLICA_URL', 'DATABASE_MIGRATION_URL', 'AUTH_JWT_SECRET']);
 
 /**
  * Reads every setting from `env` (empty values count as unset), or throws a {@link ConfigError}
@@ -169,6 +206,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   return {
     databaseUrl: e.DATABASE_URL,
+    migrationDatabaseUrl: e.DATABASE_MIGRATION_URL,
     replicaUrl: e.DATABASE_REPLICA_URL,
     dataDir: e.DATA_DIR,
     port: e.PORT,
@@ -200,5 +238,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logFormat: e.LOG_FORMAT,
     metrics: { enabled: e.METRICS_ENABLED, port: e.METRICS_PORT },
     readiness: { maxWaiting: e.READY_MAX_WAITING, timeoutMs: e.READY_TIMEOUT_MS },
+    auth: {
+      mode: e.AUTH_MODE ?? (e.AUTH_JWT_SECRET !== undefined || e.AUTH_JWKS_URL !== undefined ? 'jwt' : 'open'),
+      chosen: e.AUTH_MODE !== undefined,
+      tokens: {
+        secret: e.AUTH_JWT_SECRET,
+        jwksUrl: e.AUTH_JWKS_URL,
+        issuer: e.AUTH_ISSUER,
+        audience: e.AUTH_AUDIENCE,
+        clockToleranceS: e.AUTH_CLOCK_TOLERANCE_S,
+      },
+    },
   };
 }

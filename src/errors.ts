@@ -33,6 +33,17 @@ export const ErrorCode = {
   MaxDirectivesExceeded: 'MAX_DIRECTIVES_EXCEEDED',
   /** The operation's estimated cost is over `MAX_COST`. */
   MaxCostExceeded: 'MAX_COST_EXCEEDED',
+  /**
+   * The request carried a token that failed verification (HTTP 401 with `WWW-Authenticate`), or a
+   * mutation came without one where `AUTH_MODE=jwt`.
+   */
+  Unauthenticated: 'UNAUTHENTICATED',
+  /** The caller may not change this row: PostgreSQL's row-level security refused it. */
+  Forbidden: 'FORBIDDEN',
+  /** No key could be had to verify the request's token (the JWKS endpoint failed): HTTP 503. */
+  AuthUnavailable: 'AUTH_UNAVAILABLE',
+  /** The request's headers are over Node's limit (16 KB): HTTP 431, before any GraphQL runs. */
+  RequestHeadersTooLarge: 'REQUEST_HEADERS_TOO_LARGE',
 } as const;
 
 /** One of {@link ErrorCode}'s values. */
@@ -60,6 +71,8 @@ export interface PoolgraphErrorOptions {
   cause?: unknown;
   /** More `extensions` fields for clients, beside `code`. */
   extensions?: Record<string, unknown>;
+  /** Response headers graphql-yoga adds when this error sets the status (`WWW-Authenticate`). */
+  httpHeaders?: Record<string, string>;
 }
 
 /** Base class of every error poolgraph shows to clients: a message and a stable code. */
@@ -68,14 +81,14 @@ export abstract class PoolgraphError extends GraphQLError {
   abstract readonly code: ErrorCode;
 
   protected constructor(message: string, code: ErrorCode, options: PoolgraphErrorOptions = {}) {
-    const { httpStatus, httpStatusPerSpec, cause, extensions } = options;
+    const { httpStatus, httpStatusPerSpec, cause, extensions, httpHeaders } = options;
     super(message, {
       extensions: {
         ...extensions,
         code,
         ...(httpStatus === undefined
           ? {}
-          : { http: httpStatusPerSpec ? { status: httpStatus, spec: true } : { status: httpStatus } }),
+          : { http: { status: httpStatus, ...(httpStatusPerSpec ? { spec: true } : {}), ...(httpHeaders ? { headers: httpHeaders } : {}) } }),
       },
     });
     // Kept as the standard `cause` (not `originalError`, which would make graphql-yoga mask this
@@ -165,6 +178,69 @@ export class StatementTimeoutError extends PoolgraphError {
   readonly code = ErrorCode.StatementTimeout;
   constructor(cause?: unknown) {
     super('The operation took too long and was cancelled.', ErrorCode.StatementTimeout, { cause });
+  }
+}
+
+/**
+ * Why a token was refused: the label of `poolgraph_auth_failures_total{reason}`. `missing` is a
+ * mutation without a token where `AUTH_MODE=jwt`; `unavailable`, no key could be fetched.
+ */
+export type AuthFailureReason =
+  | 'missing'
+  | 'malformed'
+  | 'too_large'
+  | 'algorithm'
+  | 'signature'
+  | 'unknown_key'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'issuer'
+  | 'audience'
+  | 'claims'
+  | 'unavailable';
+
+/**
+ * The request's token was refused, or a mutation came without one where tokens are required
+ * (`UNAUTHENTICATED`): HTTP 401 with an RFC 6750 `WWW-Authenticate: Bearer` challenge. A request
+ * whose token is present but invalid is never served as anonymous.
+ */
+export class UnauthenticatedError extends PoolgraphError {
+  readonly code = ErrorCode.Unauthenticated;
+  /** Why, for the failure counter and the log (never the token itself). */
+  readonly reason: AuthFailureReason;
+  /**
+   * @param description - said to the client in the message and in the challenge's
+   *   `error_description`; it must never quote the token.
+   */
+  constructor(reason: AuthFailureReason, description: string) {
+    // RFC 6750 §3.1: no error code when the request carried no credentials at all.
+    const challenge =
+      reason === 'missing' ? 'Bearer' : `Bearer error="${reason === 'too_large' ? 'invalid_request' : 'invalid_token'}", error_description="${description.replace(/["\\]/g, '')}"`;
+    super(description, ErrorCode.Unauthenticated, { httpStatus: 401, httpHeaders: { 'WWW-Authenticate': challenge } });
+    this.reason = reason;
+  }
+}
+
+/** The caller may not change this row (`FORBIDDEN`): it is another caller's. */
+export class ForbiddenError extends PoolgraphError {
+  readonly code = ErrorCode.Forbidden;
+  constructor(message: string) {
+    super(message, ErrorCode.Forbidden);
+  }
+}
+
+/**
+ * No key could be had to verify the request's token: the JWKS endpoint is down, hangs or returned
+ * something unusable, and no cached key fits (`AUTH_UNAVAILABLE`, HTTP 503).
+ */
+export class AuthUnavailableError extends PoolgraphError {
+  readonly code = ErrorCode.AuthUnavailable;
+  readonly reason = 'unavailable' as const;
+  constructor(cause?: unknown) {
+    super('The keys that verify tokens cannot be fetched right now. Try again shortly.', ErrorCode.AuthUnavailable, {
+      httpStatus: 503,
+      cause,
+    });
   }
 }
 

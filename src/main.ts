@@ -1,9 +1,10 @@
 // First, before graphql-js loads (see the module).
-import './operating/production-mode.js';
+import { NODE_ENV_SET_BY_USER } from './operating/production-mode.js';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics } from 'prom-client';
 import { createServer } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+import { type Config, ConfigError, loadConfig } from './config.js';
+import { roleOf } from './db/setup/app-role.js';
 import { checkConnectionBudget } from './db/setup/connection-budget.js';
 import { migrateToLatest } from './db/setup/migrate.js';
 import { withOneConnection } from './db/setup/one-connection.js';
@@ -23,7 +24,7 @@ import { readPersistedDocumentsManifest } from './graphql/persisted-documents-ma
  * `SHUTDOWN_TIMEOUT_MS`), ends the pool, stops the embedded database and exits 0.
  */
 async function main(): Promise<void> {
-  const config = loadConfig();
+  const config = loadConfig({ ...process.env, NODE_ENV: NODE_ENV_SET_BY_USER });
   const logger = createLogger(config.logLevel, resolveLogFormat(config.logFormat, process.stdout.isTTY === true));
   const { mode, manifestPath } = config.persistedDocuments;
   const persistedDocuments = { mode, documents: readPersistedDocumentsManifest(manifestPath, mode === 'only') };
@@ -37,10 +38,11 @@ async function main(): Promise<void> {
       logger,
       cancelled: () => shutdown.requested !== undefined,
     });
-    const applied = await migrateToLatest(database.url);
+    const applied = await migrateToLatest(database.ownerUrl);
     if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations');
-    if (database.embedded && !shutdown.requested) await seedIfEmpty(database.url, logger);
+    if (database.embedded && !shutdown.requested) await seedIfEmpty(database.ownerUrl, logger);
     if (shutdown.requested) return;
+    await checkWhoMayWrite(config.auth, database.url, logger);
 
     const server = createServer({
       database: { ...config.pool, connectionString: database.url },
@@ -126,6 +128,26 @@ async function main(): Promise<void> {
   } finally {
     await database.embedded?.stop();
     logger.info('stopped');
+  }
+}
+
+/**
+ * Says who may write, and stops the start where tokens would protect nothing: with `AUTH_MODE=jwt`
+ * the server's role must be bound by row-level security (no superuser, no `BYPASSRLS`), or every
+ * policy would be void for it.
+ */
+async function checkWhoMayWrite(auth: Config['auth'], url: string, logger: Logger): Promise<void> {
+  const { role, bypassesRowSecurity } = await roleOf(url);
+  if (auth.mode === 'jwt' && bypassesRowSecurity) {
+    throw new Error(
+      `AUTH_MODE=jwt, but DATABASE_URL's role "${role}" is a superuser or has BYPASSRLS, so row-level security would not apply: ` +
+        `connect as a role without them (see the README, "Who may do what")`,
+    );
+  }
+  if (auth.mode === 'open') {
+    logger.warn({ authMode: 'open', role }, 'AUTH_MODE=open: anyone who reaches this server may create, change and delete items');
+  } else {
+    logger.info({ authMode: 'jwt', role, jwks: auth.tokens.jwksUrl, secret: auth.tokens.secret !== undefined }, 'writes need a verified token');
   }
 }
 

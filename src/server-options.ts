@@ -3,10 +3,12 @@ import type { YogaServerInstance } from 'graphql-yoga';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { TokenSettings } from './auth/token-verifier.js';
 import type { DatabaseOption } from './db/pools/connections.js';
 import type { ReplicaRouter } from './db/pools/replica-router.js';
 import type { RequestScopeStats } from './db/request/request-scope.js';
 import type { RequestContext } from './graphql/context.js';
+import type { AuthMode } from './graphql/plugins/use-authentication.js';
 import type { PersistedDocumentsOptions } from './graphql/plugins/use-persisted-documents.js';
 import type { SchemaExtension } from './graphql/schema.js';
 import type { FastPathListener } from './http/fast-path.js';
@@ -79,6 +81,14 @@ export interface CreateServerOptions {
    * compare the two). @default true
    */
   fastPath?: boolean;
+  /**
+   * Who may do what (README, "Who may do what"). `tokens`: how `Authorization: Bearer` tokens are
+   * verified (a secret for HS256, a JWKS URL for RS256/ES256). `mode`: `jwt`, writes need a
+   * verified token; `open`, anyone may write (a pool the server creates then carries
+   * `poolgraph.open_writes`, which the policies honour; a lent pool must carry it itself).
+   * @default `jwt` when `tokens` has a secret or a JWKS URL, else `open`
+   */
+  auth?: { mode?: AuthMode; tokens?: TokenSettings };
 }
 
 /** What `createServer` (src/app.ts) returns. */

@@ -1,5 +1,5 @@
 /**
- * `npm run migrate`: brings the database (`DATABASE_URL`, or the embedded one) to the latest
+ * `npm run migrate`: brings the database (`DATABASE_MIGRATION_URL` or `DATABASE_URL`, or the embedded one) to the latest
  * schema. `npm start` does the same on every start; this is for deploy pipelines.
  */
 import { runCommand } from './run-command.js';

@@ -17,7 +17,7 @@ export function runCommand(
     const logger = createLogger(config.logLevel);
     const database = await openDatabase(config, logger);
     try {
-      const applied = await migrateToLatest(database.url);
+      const applied = await migrateToLatest(database.ownerUrl);
       if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations');
       await work(database, logger, config);
     } finally {

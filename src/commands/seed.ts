@@ -30,8 +30,9 @@ const size = {
   itemsPerCategory: count('items-per-category', values['items-per-category']),
 };
 
-runCommand(async ({ url }, logger) => {
-  await withOneConnection(url, async (db) => {
+runCommand(async ({ ownerUrl }, logger) => {
+  // As the tables' owner: the seed empties them first (TRUNCATE), which the server's role may not.
+  await withOneConnection(ownerUrl, async (db) => {
     const started = performance.now();
     await seed(db, size);
     logger.info({ ...size, ms: Math.round(performance.now() - started) }, 'seeded');

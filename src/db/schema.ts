@@ -27,6 +27,11 @@ export interface ItemTable {
    * `createServer`). Read it through `createdAtOf` (`repositories/items.ts`), which takes both.
    */
   created_at: ColumnType<string | Date, never, never>;
+  /**
+   * The `sub` of the caller who created the item; null for seeded rows and for items created
+   * without a token. Row-level security lets only that caller (or an admin) change the row.
+   */
+  owner_id: ColumnType<string | null, string | null | undefined, never>;
 }
 
 /** A row of `categories` as repositories return it; the GraphQL `Category` is resolved from it. */

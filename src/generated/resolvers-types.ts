@@ -59,6 +59,12 @@ export type Item = {
   label: Scalars['String']['output'];
   /** The item's number. */
   number: Scalars['Int']['output'];
+  /**
+   * The `sub` of the caller whose token created the item, or null (seeded items, items created
+   * without a token). Only that caller, or a caller whose token has `role: "admin"`, may change
+   * or delete it: PostgreSQL's row-level security decides.
+   */
+  ownerId: Maybe<Scalars['ID']['output']>;
 };
 
 /**
@@ -67,11 +73,21 @@ export type Item = {
  */
 export type Mutation = {
   __typename?: 'Mutation';
-  /** Create an item. A `categoryId` that does not exist is an error with code `BAD_USER_INPUT`. */
+  /**
+   * Create an item, owned by the caller (its `ownerId` is the token's `sub`). A `categoryId` that
+   * does not exist is an error with code `BAD_USER_INPUT`; without a token where the server requires
+   * one (`AUTH_MODE=jwt`), `UNAUTHENTICATED`.
+   */
   createItem: Item;
-  /** Delete an item. Returns false when no item had this id. */
+  /**
+   * Delete an item. Returns false when no item had this id; an item that is not the caller's (and
+   * the caller no admin) is an error with code `FORBIDDEN`, and the item stays.
+   */
   deleteItem: Scalars['Boolean']['output'];
-  /** Change an item. An unknown `id` is an error with code `NOT_FOUND`. */
+  /**
+   * Change an item. An unknown `id` is an error with code `NOT_FOUND`; an item that is not the
+   * caller's (and the caller no admin), `FORBIDDEN`, and the item is left unchanged.
+   */
   updateItem: Item;
 };
 
@@ -319,6 +335,7 @@ export type ItemResolvers<ContextType = RequestContext, ParentType extends Resol
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   label?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   number?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  ownerId?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
 };
 
 export type MutationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {

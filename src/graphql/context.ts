@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { Identity } from '../auth/identity.js';
 import type { Database } from '../db/schema.js';
 import type { Loaders } from '../loaders/create-loaders.js';
 
@@ -11,4 +12,10 @@ export interface RequestContext {
   db: Kysely<Database>;
   /** DataLoaders of this request, running on `db`. */
   loaders: Loaders;
+  /**
+   * Who the request's verified token says the caller is; undefined for an anonymous request.
+   * PostgreSQL already sees the same claims on `db`'s connection: resolvers use this only to fill
+   * in what a row records (`items.owner_id`), never to decide who may do what.
+   */
+  identity: Identity | undefined;
 }

@@ -22,6 +22,7 @@ const EVERY_COLUMN: Readonly<Record<ItemColumn, true>> = {
   label: true,
   category_id: true,
   created_at: true,
+  owner_id: true,
 };
 
 /**
@@ -164,18 +165,25 @@ export interface NewItem {
   number: number;
   label?: string | undefined;
   categoryId?: string | null | undefined;
+  /** The creating caller's `sub` (row-level security refuses any other); null without a token. */
+  ownerId?: string | null | undefined;
 }
 
 /** Inserts one item and returns its row. A missing category raises PostgreSQL error 23503. */
 export async function insertItem(db: Kysely<Database>, item: NewItem): Promise<ItemRow> {
   const { number, label } = item;
   const categoryId = item.categoryId ?? null;
+  const ownerId = item.ownerId ?? null;
   // Without a label the column is left out (its default applies): two shapes.
-  const values = label === undefined ? [number, categoryId] : [number, label, categoryId];
+  const values = label === undefined ? [number, categoryId, ownerId] : [number, label, categoryId, ownerId];
   const [row] = await queryCompiledOnce(db, `insertItem:${label !== undefined}`, values, () =>
     db
       .insertInto('items')
-      .values(label === undefined ? { number, category_id: categoryId } : { number, label, category_id: categoryId })
+      .values(
+        label === undefined
+          ? { number, category_id: categoryId, owner_id: ownerId }
+          : { number, label, category_id: categoryId, owner_id: ownerId },
+      )
       .returning(ITEM_COLUMNS)
       .compile(),
   );
@@ -195,10 +203,24 @@ export async function updateItem(
   return db.updateTable('items').set(changes).where('id', '=', id).returning(ITEM_COLUMNS).executeTakeFirst();
 }
 
+/**
+ * True when an item with this id exists (row-level security lets everyone read): tells a write that
+ * changed no row because the row is another caller's from one that found none. Runs only then.
+ */
+export async function itemExists(db: Kysely<Database>, id: string): Promise<boolean> {
+  const row = await db.selectFrom('items').select('id').where('id', '=', id).executeTakeFirst();
+  return row !== undefined;
+}
+
 /** Deletes an item; true when a row was deleted. */
 export async function deleteItem(db: Kysely<Database>, id: string): Promise<boolean> {
   const result = await db.deleteFrom('items').where('id', '=', id).executeTakeFirst();
   return result.numDeletedRows > 0n;
+}
+
+/** True for PostgreSQL's refusal of a row by a row-level security policy (42501). */
+export function isRowSecurityRefusal(error: unknown): boolean {
+  return error instanceof pg.DatabaseError && error.code === '42501' && /row-level security/.test(error.message);
 }
 
 /** True for PostgreSQL's foreign-key violation on `items.category_id` (an unknown category). */

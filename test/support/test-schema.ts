@@ -115,8 +115,16 @@ async function tracked<T>(field: string, run: () => Promise<T>): Promise<T> {
  */
 export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
   typeDefs: /* GraphQL */ `
+    "What the request's connection holds: its backend, and the claims set on its transaction."
+    type SessionSeen {
+      pid: Int!
+      "current_setting('request.jwt.claims', true): empty when none are set."
+      claims: String
+    }
+
     extend type Query {
       backendPid: Int!
+      sessionSeen: SessionSeen!
       sleep(seconds: Float!): Boolean!
       sleepInTransaction(seconds: Float!): Boolean!
       failingSql: Boolean!
@@ -133,10 +141,17 @@ export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
       pause(seconds: Float!): Boolean
       "Adds label to markedLabels (no database): shows whether a resolver ran."
       mark(label: String!): Boolean
+      "A resolver with a bug: it relabels every item, whoever owns it. Returns the rows changed."
+      relabelEveryItem(label: String!): Int!
     }
   `,
   resolvers: {
     Query: {
+      sessionSeen: async (_parent, _args, { db }) => {
+        const { rows } = await sql<{ pid: number; claims: string | null }>`
+          select pg_backend_pid() as pid, current_setting('request.jwt.claims', true) as claims`.execute(db);
+        return rows[0];
+      },
       backendPid: async (_parent, _args, { db }) => {
         const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(db);
         return rows[0]?.pid;
@@ -212,6 +227,10 @@ export const testSchemaExtension: NonNullable<CreateServerOptions['extend']> = {
       mark: (_parent, args: { label: string }) => {
         markedLabels.push(args.label);
         return true;
+      },
+      relabelEveryItem: async (_parent, args: { label: string }, { db }) => {
+        const result = await db.updateTable('items').set({ label: args.label }).executeTakeFirst();
+        return Number(result.numUpdatedRows);
       },
     },
   },

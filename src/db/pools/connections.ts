@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { type ConnectionSource, poolSource } from '../request/connection-source.js';
-import type { PoolerSettings } from '../request/transaction-pooler.js';
+import type { PoolerSettings } from '../request/transaction-locals.js';
 import { createPool, endPool, guardConnectionErrors, type PoolSettings } from './pool.js';
 import { replicaConnectTimeoutMs, ReplicaRouter } from './replica-router.js';
 
@@ -71,7 +71,11 @@ export function openConnections(options: ConnectionsOptions): Connections {
     : undefined;
   const pooler =
     ownsPool && database.pooler === 'transaction'
-      ? { statementTimeoutMs: database.statementTimeoutMs, idleInTransactionTimeoutMs: database.idleInTransactionTimeoutMs ?? 30_000 }
+      ? {
+          statementTimeoutMs: database.statementTimeoutMs,
+          idleInTransactionTimeoutMs: database.idleInTransactionTimeoutMs ?? 30_000,
+          openWrites: database.openWrites ?? false,
+        }
       : undefined;
   const replicaMaySwitchSessions = replica !== undefined && (replica instanceof pg.Pool || replica.pooler === 'transaction');
   return {

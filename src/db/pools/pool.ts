@@ -33,6 +33,12 @@ export interface PoolSettings {
    * them in one transaction (see `RequestScope`). @default 'none'
    */
   pooler?: Pooler;
+  /**
+   * `AUTH_MODE=open`: the connections carry `poolgraph.open_writes = on`, which the row-level
+   * security policies read as "anyone may write" (migration 0002): a startup parameter, or behind
+   * a transaction pooler a `SET LOCAL` in each transaction. @default false
+   */
+  openWrites?: boolean;
 }
 
 /** What sits between the server and PostgreSQL (`DATABASE_POOLER`). */
@@ -72,6 +78,7 @@ export function createPool(settings: PoolSettings, logger?: Logger): pg.Pool {
       : {
           statement_timeout: settings.statementTimeoutMs,
           idle_in_transaction_session_timeout: settings.idleInTransactionTimeoutMs ?? 30_000,
+          ...(settings.openWrites ? { options: '-c poolgraph.open_writes=on' } : {}),
         }),
     // statement_timeout is enforced by the server, so it cannot end a wait on a server that has
     // vanished from the network: TCP keepalive notices a dead peer, and a client-side timeout a

@@ -3,7 +3,7 @@ import pg from 'pg';
 /*
  * The two ways poolgraph sends a statement that pg's public API has no call for, and the casts
  * they need, kept here so that nothing else depends on pg's internals: a named prepared statement
- * made without a config object, and a statement with a parameterless one pipelined before it.
+ * made without a config object, and a statement with others pipelined before it.
  */
 
 /** What pg calls when a query it was handed finishes (several results for several statements). */
@@ -24,13 +24,30 @@ export function queryNamed(client: pg.PoolClient, name: string, sql: string, val
 }
 
 /**
- * Runs `prefix` (no parameters, no rows) and then `sql` in ONE round trip and one implicit
- * transaction: Parse/Bind/Execute of both, then a single Sync, so PostgreSQL commits them
- * together and a transaction pooler keeps them on one server connection. PostgreSQL warns that
- * `SET LOCAL` is outside a transaction block, and applies it until that implicit transaction ends.
+ * A statement sent before another in the same round trip (see {@link queryWithPrefix}); its rows,
+ * if any, are dropped.
  */
-export function queryWithPrefix(client: pg.PoolClient, prefix: string, sql: string, parameters: readonly unknown[]): Promise<pg.QueryResult> {
-  return submitted(client, (done) => new PrefixedQuery(prefix, sql, [...parameters], done));
+export interface PrefixStatement {
+  readonly text: string;
+  readonly values?: readonly unknown[];
+}
+
+/**
+ * Runs the `prefix` statements and then `sql` in ONE round trip and one implicit transaction:
+ * Parse/Bind/Execute of each, then a single Sync, so PostgreSQL commits them together and a
+ * transaction pooler keeps them on one server connection. What they set with `SET LOCAL` or
+ * `set_config(…, true)` holds for `sql` and ends with that implicit transaction (a `BEGIN` among
+ * them turns it into a transaction block that goes on). `name`: run `sql` as that named prepared
+ * statement (Parse once per connection, as {@link queryNamed}). Resolves to `sql`'s result only.
+ */
+export function queryWithPrefix(
+  client: pg.PoolClient,
+  prefix: readonly PrefixStatement[],
+  sql: string,
+  parameters: readonly unknown[],
+  name?: string,
+): Promise<pg.QueryResult> {
+  return submitted(client, (done) => new PrefixedQuery(prefix, name, sql, [...parameters], done));
 }
 
 /**
@@ -56,28 +73,50 @@ function submitted(client: pg.PoolClient, make: (done: QueryCallback) => object)
 /** pg's connection, as far as {@link PrefixedQuery} writes protocol messages to it. */
 interface ProtocolConnection {
   parse(message: { text: string }): void;
-  bind(message: Record<string, never>): void;
+  bind(message: { values?: readonly unknown[] }): void;
   execute(message: { portal: string }): void;
 }
 
-/** pg's `Query`, with the protocol step it runs for an extended-protocol statement. */
-const PgQuery = pg.Query as unknown as new (config: pg.QueryConfig & { queryMode: 'extended'; callback: QueryCallback }) => {
+/** pg's `Query`, with the protocol steps {@link PrefixedQuery} takes part in. */
+const PgQuery = pg.Query as unknown as new (
+  config: pg.QueryConfig & { queryMode: 'extended'; callback: QueryCallback; name?: string },
+) => {
   prepare(connection: ProtocolConnection): void;
+  handleDataRow(message: unknown): void;
+  handleCommandComplete(message: unknown, connection: ProtocolConnection): void;
 };
 
-/** A statement with another, parameterless one sent before it in the same round trip. */
+/**
+ * A statement with others sent before it in the same round trip. The prefix statements are not
+ * described, so a row they return (`select set_config(…)`) comes without its columns: their rows
+ * and completions are skipped, and the result is the statement's own.
+ */
 class PrefixedQuery extends PgQuery {
-  readonly #prefix: string;
+  readonly #prefix: readonly PrefixStatement[];
+  /** Prefix statements whose CommandComplete has not arrived yet. */
+  #pending: number;
 
-  constructor(prefix: string, text: string, values: unknown[], callback: QueryCallback) {
-    super({ text, values, queryMode: 'extended', callback });
+  constructor(prefix: readonly PrefixStatement[], name: string | undefined, text: string, values: unknown[], callback: QueryCallback) {
+    super({ text, values, queryMode: 'extended', callback, ...(name === undefined ? {} : { name }) });
     this.#prefix = prefix;
+    this.#pending = prefix.length;
   }
 
   override prepare(connection: ProtocolConnection): void {
-    connection.parse({ text: this.#prefix });
-    connection.bind({});
-    connection.execute({ portal: '' });
+    for (const statement of this.#prefix) {
+      connection.parse({ text: statement.text });
+      connection.bind(statement.values ? { values: statement.values } : {});
+      connection.execute({ portal: '' });
+    }
     super.prepare(connection);
+  }
+
+  override handleDataRow(message: unknown): void {
+    if (this.#pending === 0) super.handleDataRow(message);
+  }
+
+  override handleCommandComplete(message: unknown, connection: ProtocolConnection): void {
+    if (this.#pending > 0) this.#pending -= 1;
+    else super.handleCommandComplete(message, connection);
   }
 }

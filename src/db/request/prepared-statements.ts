@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { queryNamed } from './pg-protocol.js';
+import { type PrefixStatement, queryNamed, queryWithPrefix } from './pg-protocol.js';
 
 /**
  * The most statement texts given a name: poolgraph's own statements, registered by
@@ -50,8 +50,9 @@ export function isStalePreparedStatement(error: unknown): boolean {
  * Runs one statement on `client`: as the named prepared statement `name` when given, else
  * unnamed. A named statement PostgreSQL refuses as stale did not run: `onStale` is told (the
  * connection's record of what it parsed is wrong now, so it must not be pooled again) and,
- * outside a transaction block, the statement runs once more unnamed (`rerun`). An object rather
- * than a callback, so that a request makes no closure for it.
+ * outside a transaction block, the statement runs once more unnamed (`rerun`), with its `prefix`
+ * again (statements pipelined before it in the same round trip: see `queryWithPrefix`). An object
+ * rather than a callback, so that a request makes no closure for it.
  */
 export async function runStatement(
   client: pg.PoolClient,
@@ -59,15 +60,16 @@ export async function runStatement(
   sql: string,
   parameters: readonly unknown[],
   onStale: { staleStatement(error: unknown, rerun: boolean): void },
+  prefix?: readonly PrefixStatement[],
 ): Promise<pg.QueryResult> {
-  if (name === undefined) return client.query(sql, [...parameters]);
+  if (name === undefined) return prefix ? queryWithPrefix(client, prefix, sql, parameters) : client.query(sql, [...parameters]);
   try {
-    return await queryNamed(client, name, sql, [...parameters]);
+    return await (prefix ? queryWithPrefix(client, prefix, sql, parameters, name) : queryNamed(client, name, sql, [...parameters]));
   } catch (error) {
     if (!isStalePreparedStatement(error)) throw error;
     const rerun = client.getTransactionStatus() === 'I';
     onStale.staleStatement(error, rerun);
     if (!rerun) throw error;
-    return client.query(sql, [...parameters]);
+    return prefix ? queryWithPrefix(client, prefix, sql, parameters) : client.query(sql, [...parameters]);
   }
 }

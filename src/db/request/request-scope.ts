@@ -4,11 +4,11 @@ import { DatabaseBusyError, DatabaseUnavailableError, StatementTimeoutError } fr
 import type { Database } from '../schema.js';
 import { isConnectionFailure, isStatementTimeout } from './connection-failures.js';
 import type { ConnectionSource } from './connection-source.js';
-import { queryWithPrefix } from './pg-protocol.js';
+import type { PrefixStatement } from './pg-protocol.js';
 import { preparedName, runStatement } from './prepared-statements.js';
 import { RequestConnection, type RequestScopeStats, WRITE_STATEMENT } from './request-connection.js';
 import { createScopeDb, type StatementTarget } from './scope-dialect.js';
-import { type PoolerSettings, TransactionPoolerSemantics } from './transaction-pooler.js';
+import { type PoolerSettings, TransactionLocals } from './transaction-locals.js';
 
 export type { RequestScopeStats } from './request-connection.js';
 
@@ -22,9 +22,15 @@ export interface RequestScopeOptions {
   onObserverError?: (error: unknown) => void;
   /**
    * Set when a pooler in transaction mode (PgBouncer) sits between the pool and PostgreSQL
-   * (`DATABASE_POOLER=transaction`): see {@link TransactionPoolerSemantics}.
+   * (`DATABASE_POOLER=transaction`): see {@link TransactionLocals}.
    */
-  pooler?: PoolerSettings;
+  pooler?: PoolerSettings | undefined;
+  /**
+   * The caller's verified claims as JSON, set in each of the request's transactions with
+   * `set_config('request.jwt.claims', claims, true)` (see {@link TransactionLocals}); undefined
+   * for an anonymous request, whose statements carry nothing.
+   */
+  claims?: string | undefined;
   /**
    * Runs poolgraph's own statements as named prepared statements (see `preparedName`): parsed
    * and planned once per connection instead of at every run. Only where each pooled connection is
@@ -60,7 +66,7 @@ const SETTLED: Promise<void> = Promise.resolve();
  *
  * Its other jobs live beside it: the connection and its retries (./request-connection.ts), what a
  * failure means (./connection-failures.ts), the transaction pooler's rules, prepared statements
- * and pg's internals (./transaction-pooler.ts, ./prepared-statements.ts, ./pg-protocol.ts).
+ * and pg's internals (./transaction-locals.ts, ./prepared-statements.ts, ./pg-protocol.ts).
  */
 export class RequestScope implements StatementTarget {
   /** Kysely bound to this request's connection. Never use it after the response has finished. */
@@ -68,7 +74,8 @@ export class RequestScope implements StatementTarget {
 
   readonly #connection: RequestConnection;
   readonly #preparedStatements: boolean;
-  readonly #pooler: TransactionPoolerSemantics | undefined;
+  /** Settings that live in the request's transactions (pooler timeouts, claims), if any. */
+  readonly #locals: TransactionLocals | undefined;
   readonly #options: RequestScopeOptions;
   #state: 'open' | 'closing' | 'closed' = 'open';
   #released: Promise<void> | undefined;
@@ -84,7 +91,10 @@ export class RequestScope implements StatementTarget {
   constructor(source: ConnectionSource, options: RequestScopeOptions) {
     this.#connection = new RequestConnection(source, options.poolTimeoutMs);
     this.#preparedStatements = options.preparedStatements ?? false;
-    this.#pooler = options.pooler ? new TransactionPoolerSemantics(options.pooler) : undefined;
+    this.#locals =
+      options.pooler || options.claims !== undefined
+        ? new TransactionLocals({ pooler: options.pooler, claims: options.claims })
+        : undefined;
     this.#options = options;
     this.db = createScopeDb(this);
   }
@@ -114,24 +124,27 @@ export class RequestScope implements StatementTarget {
       const connection = this.#connection;
       let client = await connection.client();
       if (this.#writes && connection.needsPrePing(sql, client)) client = await connection.prePing(client);
-      if (this.#pooler?.wanted) client = await this.#beginOperationTransaction(client, this.#pooler);
-      const savepoint = this.#pooler?.needsWriteSavepoint(sql, this.#transactionOwner !== undefined) ?? false;
-      if (savepoint) await this.#send(client, 'savepoint poolgraph_write');
+      const locals = this.#locals;
+      const inTransaction = this.#transactionOwner !== undefined;
+      const prefix = locals?.before(sql, inTransaction);
+      const savepoint = locals?.needsWriteSavepoint(sql, inTransaction) ?? false;
       try {
-        const result = await this.#send(client, sql, parameters);
-        this.#pooler?.succeeded(sql);
+        const result = await this.#send(client, sql, parameters, prefix);
+        locals?.succeeded(sql);
         return result;
       } catch (error) {
-        if (savepoint && !isConnectionFailure(error)) {
-          await this.#send(client, 'rollback to savepoint poolgraph_write').catch((rollbackFailed: unknown) => {
+        if (savepoint && locals && !isConnectionFailure(error)) {
+          await this.#send(client, locals.savepointRollback).catch((rollbackFailed: unknown) => {
             connection.markBroken(rollbackFailed);
           });
         }
         if (!this.#mayRetry(sql, error)) throw error;
         // The connection was dead before this request used it (the server restarted, a proxy
-        // dropped it): nothing ran, so run the statement once more on a fresh connection.
+        // dropped it): nothing ran, so run the statement once more on a fresh connection, with
+        // the operation's BEGIN again if it went with it.
+        locals?.beginLost(prefix);
         const fresh = await connection.replaceDead(client, error);
-        return await this.#send(fresh, sql, parameters);
+        return await this.#send(fresh, sql, parameters, locals?.before(sql, inTransaction));
       }
     } catch (error) {
       throw this.#translate(error, WRITE_STATEMENT.test(sql));
@@ -144,34 +157,40 @@ export class RequestScope implements StatementTarget {
 
   /**
    * Says, before the operation's first statement, whether it may run more than one statement
-   * (`runsAtMostOneStatement` in ./statement-plan.ts). Behind a transaction pooler an operation of
-   * several statements runs them in one transaction, committed by {@link finish}; one of a single
-   * statement pays no BEGIN/COMMIT. Without a pooler this changes nothing.
+   * (`runsAtMostOneStatement` in ./statement-plan.ts). Behind a transaction pooler, or for a
+   * caller with claims, an operation of several statements runs them in one transaction, committed
+   * by {@link finish}; one of a single statement pays no BEGIN/COMMIT. Otherwise this changes
+   * nothing (see {@link plansStatements}).
    */
+  /** True when {@link planStatements} matters: the walk that answers it can be skipped otherwise. */
+  get plansStatements(): boolean {
+    return this.#locals !== undefined;
+  }
+
   planStatements(atMostOne: boolean): void {
-    this.#pooler?.plan(atMostOne, this.#connection.requested);
+    this.#locals?.plan(atMostOne, this.#connection.requested);
   }
 
   /**
-   * Commits the operation's transaction (behind a transaction pooler), once the operation has
+   * Commits the operation's transaction (see {@link planStatements}), once the operation has
    * run and before its response is sent, so that a failed COMMIT can still fail the response.
    * Nothing to do otherwise.
    */
   async finish(): Promise<void> {
-    const pooler = this.#pooler;
-    if (!pooler?.open) return;
+    const locals = this.#locals;
+    if (!locals?.open) return;
     await this.#lastStatement;
-    if (!pooler.open) return;
+    if (!locals.open) return;
     const client = await this.#connection.client();
     try {
-      pooler.committed((await this.#send(client, 'commit')).command);
+      locals.committed((await this.#send(client, 'commit')).command);
     } catch (error) {
       this.#connection.markBroken(error);
       throw error instanceof DatabaseUnavailableError || !isConnectionFailure(error)
         ? error
         : new DatabaseUnavailableError(error, this.#writes);
     } finally {
-      pooler.ended();
+      locals.ended();
     }
   }
 
@@ -192,7 +211,7 @@ export class RequestScope implements StatementTarget {
     this.#transactionOwner = owner;
     this.#unlockTransaction = unlock;
     try {
-      await this.query(this.#pooler ? this.#pooler.beginStatement(sql) : sql);
+      await this.query(this.#locals ? this.#locals.beginStatement(sql) : sql);
     } catch (error) {
       this.#closeTransaction();
       throw error;
@@ -208,7 +227,7 @@ export class RequestScope implements StatementTarget {
   async endTransaction(command: 'commit' | 'rollback', owner: object): Promise<string | undefined> {
     if (owner !== this.#transactionOwner) return undefined;
     try {
-      const inOperation = this.#pooler?.endStatement(command);
+      const inOperation = this.#locals?.endStatement(command);
       if (inOperation !== undefined) {
         await this.query(inOperation);
         return command.toUpperCase();
@@ -232,6 +251,7 @@ export class RequestScope implements StatementTarget {
    */
   markWrites(): void {
     this.#writes = true;
+    this.#locals?.markWrites();
     this.#connection.allowReplica(false);
   }
 
@@ -256,36 +276,18 @@ export class RequestScope implements StatementTarget {
     return this.#state === 'open' && this.#connection.mayRetry(sql, error, this.#writes);
   }
 
-  /** Sends one statement and counts it, with the pooler's timeout pipelined before it if due. */
-  async #send(client: pg.PoolClient, sql: string, parameters: readonly unknown[] = []): Promise<pg.QueryResult> {
+  /** Sends one statement (with `prefix` pipelined before it, see {@link TransactionLocals}) and counts it. */
+  async #send(
+    client: pg.PoolClient,
+    sql: string,
+    parameters: readonly unknown[] = [],
+    prefix?: readonly PrefixStatement[],
+  ): Promise<pg.QueryResult> {
     this.#connection.sent();
-    const prefix = this.#pooler?.timeoutPrefix(sql, this.#transactionOwner !== undefined);
-    const result =
-      prefix !== undefined
-        ? await queryWithPrefix(client, prefix, sql, parameters)
-        : await runStatement(client, this.#preparedStatements ? preparedName(sql) : undefined, sql, parameters, this.#connection);
+    const name = this.#preparedStatements ? preparedName(sql) : undefined;
+    const result = await runStatement(client, name, sql, parameters, this.#connection, prefix);
     this.#connection.answeredOne();
     return result;
-  }
-
-  /**
-   * Begins the operation's transaction with its timeouts, in one round trip. Like a BEGIN of
-   * Kysely's it may run again on a fresh connection when the first one was found dead.
-   */
-  async #beginOperationTransaction(client: pg.PoolClient, pooler: TransactionPoolerSemantics): Promise<pg.PoolClient> {
-    const begin = pooler.beginOperation();
-    try {
-      await this.#send(client, begin);
-      return client;
-    } catch (error) {
-      if (!this.#mayRetry('begin', error)) {
-        pooler.beginFailed();
-        throw error;
-      }
-      const fresh = await this.#connection.replaceDead(client, error);
-      await this.#send(fresh, begin);
-      return fresh;
-    }
   }
 
   #closeTransaction(): void {
@@ -300,11 +302,11 @@ export class RequestScope implements StatementTarget {
     try {
       await this.#quiet();
       const client = await this.#connection.settled();
-      if (client && this.#pooler?.open && !this.#connection.broken) {
+      if (client && this.#locals?.open && !this.#connection.broken) {
         // The response went without `finish()` (the client went away): keep what the operation
         // wrote, as a write outside a transaction would have been kept.
         await client.query('commit').catch((error: unknown) => this.#connection.markBroken(error));
-        this.#pooler.ended();
+        this.#locals.ended();
       }
       this.#connection.release(client);
     } finally {

@@ -33,6 +33,8 @@ export interface UseRequestLogOptions {
 export type RequestLogPlugin = LifecyclePlugin<YogaInitialContext> & {
   /** Adds what `request` did with the database to its line (call it from `onScopeReleased`). */
   recordScope(request: Request, stats: RequestScopeStats): void;
+  /** Adds the caller's `sub` to the line (never the token: the line is read by operators). */
+  recordCaller(request: Request, subject: string | undefined): void;
 };
 
 /** What one request's line collects until it is written. */
@@ -46,6 +48,8 @@ interface Entry {
   /** A GraphQL context was built, so a scope exists and its stats will come. */
   scopeExpected: boolean;
   stats?: RequestScopeStats;
+  /** The verified token's `sub`, when the request carried one. */
+  subject?: string | undefined;
   status?: number;
   aborted: boolean;
   finished: boolean;
@@ -86,6 +90,7 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
       path: entry.path,
       status: entry.status,
       operationName: entry.operationNames.length > 0 ? entry.operationNames.join(',') : null,
+      ...(entry.subject !== undefined ? { sub: entry.subject } : {}),
       durationMs: round(performance.now() - entry.started),
       statements: stats?.statements ?? 0,
       connection: taken ? 'taken' : 'none',
@@ -198,6 +203,10 @@ export function useRequestLog(options: UseRequestLogOptions): RequestLogPlugin {
       if (!entry) return;
       entry.stats = stats;
       write(entry);
+    },
+    recordCaller(request: Request, subject: string | undefined) {
+      const entry = entries.get(request);
+      if (entry) entry.subject = subject;
     },
   });
 }

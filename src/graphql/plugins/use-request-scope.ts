@@ -1,5 +1,6 @@
 import { getOperationAST, GraphQLError } from 'graphql';
 import type { Logger } from 'pino';
+import type { Identity } from '../../auth/identity.js';
 import type { RequestContext } from '../context.js';
 import type { ConnectionSource } from '../../db/request/connection-source.js';
 import { RequestScope, type RequestScopeOptions, type RequestScopeStats } from '../../db/request/request-scope.js';
@@ -69,15 +70,17 @@ export function useRequestScope(options: UseRequestScopeOptions): LifecyclePlugi
     onObserverError: (error: unknown) => options.logger.error({ err: error }, 'onScopeReleased threw'),
   };
 
-  function scopeOf(request: Request) {
+  /** `identity`: the caller, verified by `useAuthentication` (which runs first); its claims go with every transaction. */
+  function scopeOf(request: Request, identity: Identity | undefined) {
     let entry = scopes.get(request);
     if (!entry) {
       const { onScopeReleased } = options;
       const scope = new RequestScope(options.connections, {
         ...scopeOptions,
+        ...(identity ? { claims: identity.claimsJson } : {}),
         ...(onScopeReleased ? { onRelease: (stats: RequestScopeStats) => onScopeReleased(stats, request) } : {}),
       });
-      entry = { scope, context: { db: scope.db, loaders: createLoaders(scope.db, options.onLoaderBatch) } };
+      entry = { scope, context: { db: scope.db, loaders: createLoaders(scope.db, options.onLoaderBatch), identity } };
       scopes.set(request, entry);
       // A context built after the client went away: its statements are refused from the start.
       if (abandoned.get(request)) void release(scope);
@@ -123,7 +126,7 @@ export function useRequestScope(options: UseRequestScopeOptions): LifecyclePlugi
     },
     {
       onContextBuilding({ context, extendContext }) {
-        extendContext(scopeOf(context.request).context);
+        extendContext(scopeOf(context.request, context.identity).context);
       },
       onRequestParse({ request, requestParser, setRequestParser }) {
         // Only a server that accepts batches can receive one; the others skip this wrapper.
@@ -139,9 +142,9 @@ export function useRequestScope(options: UseRequestScopeOptions): LifecyclePlugi
         const { request } = args.contextValue;
         const scope = scopes.get(request)?.scope;
         const operation = getOperationAST(args.document, args.operationName);
-        // Only a transaction pooler's scope plans (see RequestScope.planStatements): skip the walk.
-        if (options.pooler) {
-          scope?.planStatements(!batches.get(request) && runsAtMostOneStatement(args.schema, args.document, args.operationName));
+        // Only a scope with transaction-local settings plans (RequestScope.planStatements): skip the walk.
+        if (scope?.plansStatements) {
+          scope.planStatements(!batches.get(request) && runsAtMostOneStatement(args.schema, args.document, args.operationName));
         }
         // A mutation may write outside a transaction: never retry its statements on a new connection.
         if (operation?.operation !== 'query') scope?.markWrites();

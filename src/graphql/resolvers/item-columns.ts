@@ -16,6 +16,7 @@ const COLUMNS_OF_FIELD: Readonly<Record<keyof Item, readonly ItemColumn[]>> = {
   label: ['label'],
   createdAt: ['created_at'],
   category: ['category_id'],
+  ownerId: ['owner_id'],
 };
 
 /** Selections already mapped, by the set of names `selectedSubfields` returns for a field node. */

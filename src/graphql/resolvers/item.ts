@@ -16,6 +16,7 @@ export const Item: ItemResolvers = {
     loaders.itemById.load(parseId(reference.id, 'id'), itemColumnsFor(info)),
   /** Parsed here, not when the row is read: most reads never select it. */
   createdAt: (item) => createdAtOf(readColumn(item, 'created_at')),
+  ownerId: (item) => readColumn(item, 'owner_id'),
   /** Synchronous when the request already holds the category (a list fetched it): W2's case. */
   category: (item, _args, { loaders }) => {
     const categoryId = readColumn(item, 'category_id');

@@ -1,5 +1,6 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { RequestScopeStats } from '../../db/request/request-scope.js';
+import type { AuthFailureReason } from '../../errors.js';
 import type { LoaderBatchObserver } from '../../loaders/create-loaders.js';
 
 /** What the metrics of one server record per request and per loader batch. */
@@ -8,6 +9,8 @@ export interface RequestMetrics {
   observeScope(stats: RequestScopeStats): void;
   /** Records one loader batch (pass it to `createLoaders`). */
   observeLoaderBatch: LoaderBatchObserver;
+  /** Records one request refused for its token, or for having none where a write needs one. */
+  observeAuthFailure(reason: AuthFailureReason): void;
 }
 
 /** Statements a request may run: W1 and W3 take 1, W2 3, a mutation BEGIN + its SQL + COMMIT. */
@@ -30,7 +33,10 @@ const HOLD_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
  * - `poolgraph_pool_acquire_timeouts_total`: requests that got no connection within
  *   `POOL_TIMEOUT_MS` (`DATABASE_BUSY`);
  * - `poolgraph_loader_batch_size{loader}` (histogram) and `poolgraph_loader_batches_total{loader}`:
- *   keys per DataLoader batch, and batches, i.e. statements, per loader.
+ *   keys per DataLoader batch, and batches, i.e. statements, per loader;
+ * - `poolgraph_auth_failures_total{reason}`: requests refused for their token (`expired`,
+ *   `signature`, …), a write without one (`missing`), or keys that could not be fetched
+ *   (`unavailable`).
  */
 export function createRequestMetrics(registry: Registry): RequestMetrics {
   const registers = [registry];
@@ -77,7 +83,17 @@ export function createRequestMetrics(registry: Registry): RequestMetrics {
     registers,
   });
 
+  const authFailures = new Counter({
+    name: 'poolgraph_auth_failures_total',
+    help: 'Requests refused for their token, for lacking one where a write needs one, or because no key could be fetched.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+
   return {
+    observeAuthFailure(reason) {
+      authFailures.inc({ reason });
+    },
     observeScope(stats) {
       statements.observe(stats.statements);
       const taken = stats.connectionsTaken > 0;

@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import * as itemsAndCategories from './0001-items-and-categories.js';
+import * as ownersAndRowSecurity from './0002-owners-and-row-security.js';
 
 /**
  * Every migration, by name, in the order they apply. Listed statically (rather than read from the
@@ -7,4 +8,5 @@ import * as itemsAndCategories from './0001-items-and-categories.js';
  */
 export const migrations: Record<string, Migration> = {
   '0001-items-and-categories': itemsAndCategories,
+  '0002-owners-and-row-security': ownersAndRowSecurity,
 };
