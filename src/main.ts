@@ -56,6 +56,7 @@ async function main(): Promise<void> {
       // With METRICS_PORT, /metrics is served only there (below), not to the app's clients.
       metrics: { enabled: config.metrics.enabled, endpoint: config.metrics.port === undefined ? '/metrics' : false },
       readiness: config.readiness,
+      auth: { mode: config.auth.mode, tokens: config.auth.tokens },
     });
     // CPU, memory, event-loop delay, GC: about this process, so added here rather than by createServer.
     if (server.metrics) collectDefaultMetrics({ register: server.metrics });
@@ -104,6 +105,7 @@ async function main(): Promise<void> {
           `  database: ${where}\n` +
           `  pool:     ${size} kept open + ${maxOverflow} overflow (max ${size + maxOverflow}), ` +
           `wait ≤ ${timeoutMs} ms, statements ≤ ${statementTimeoutMs || '∞'} ms\n` +
+          `  writes:   ${config.auth.mode === 'open' ? 'ANYONE may create, change and delete items (AUTH_MODE=open)' : 'need a verified token; rows are changed only by their owner or an admin (AUTH_MODE=jwt)'}\n` +
           `  probes:   http://localhost:${port}/health (alive), http://localhost:${port}/ready (ready)\n` +
           `  metrics:  ${metricsAt}\n` +
           `  stop:     Ctrl-C (or SIGTERM)\n\n`,

@@ -56,7 +56,7 @@ const jwt = new SignJWT(values.role === undefined ? {} : { role: values.role })
   .setSubject(values.sub)
   .setIssuedAt(now)
   .setExpirationTime(now + ttl);
-if (issuer !== undefined && issuer !== '') 
+if (issuer !== undefined && issuer !== '') jwt.setIssuer(issuer);
 if (audience !== undefined && audience !== '') jwt.setAudience(audience);
 
 const token = await jwt.sign(new TextEncoder().encode(secret));

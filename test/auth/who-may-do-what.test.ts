@@ -103,3 +103,27 @@ describe('who may do what, with tokens required for writes (AUTH_MODE=jwt), as t
     expect(t.server.released[released]?.statements).toBe(3);
   });
 });
+
+describe('who may do what with AUTH_MODE=open: anyone may write, still as the role row-level security binds', () => {
+  const t = useTestEnvironment({}, { connectAs: 'app', auth: { mode: 'open' } });
+
+  it('lets an anonymous caller create, change and delete items, owned by nobody', async () => {
+    const created = await t.server.graphql('mutation { createItem(input: { number: 3 }) { id ownerId } }');
+    expect(created.body.errors).toBeUndefined();
+    const item = created.body.data?.['createItem'] as { id: string; ownerId: string | null };
+    expect(item.ownerId).toBeNull();
+    const seeded = await t.server.graphql('mutation { updateItem(id: "1", input: { label: "anyone" }) { label } }');
+    expect(seeded.body).toEqual({ data: { updateItem: { label: 'anyone' } } });
+    expect((await t.server.graphql(`mutation { deleteItem(id: "${item.id}") }`)).body).toEqual({ data: { deleteItem: true } });
+  });
+
+  it('refuses a token it has no key to verify, rather than serving it as anonymous', async () => {
+    const response = await t.server.graphql('{ items(first: 1) { id } }', undefined, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json', ...bearer(await tokenFor('alice')) },
+      body: JSON.stringify({ query: '{ items(first: 1) { id } }' }),
+    });
+    expect(response.status).toBe(401);
+    expect(response.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+  });
+});

@@ -103,6 +103,37 @@ describe('configuration from the environment', () => {
   });
 });
 
+describe('who may write, from the environment (AUTH_*)', () => {
+  const SECRET = 'x'.repeat(32);
+
+  it('is open without a key, and requires tokens for writes once a secret or a JWKS URL is set', () => {
+    expect(loadConfig({}).auth).toMatchObject({ mode: 'open', chosen: false });
+    expect(loadConfig({ AUTH_JWT_SECRET: SECRET }).auth).toMatchObject({ mode: 'jwt', tokens: { secret: SECRET, clockToleranceS: 5 } });
+    expect(loadConfig({ AUTH_JWKS_URL: 'https://issuer.example/.well-known/jwks.json' }).auth.mode).toBe('jwt');
+    expect(loadConfig({ AUTH_JWT_SECRET: SECRET, AUTH_MODE: 'open' }).auth).toMatchObject({ mode: 'open', chosen: true });
+    expect(loadConfig({ AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', AUTH_CLOCK_TOLERANCE_S: '0' }).auth.tokens).toMatchObject({
+      issuer: 'i',
+      audience: 'a',
+      clockToleranceS: 0,
+    });
+  });
+
+  it('stops a production start whose open mode nobody chose, saying what to set', () => {
+    expect(problemsOf({ NODE_ENV: 'production' })).toEqual([
+      'AUTH_MODE="": NODE_ENV=production needs AUTH_JWT_SECRET or AUTH_JWKS_URL (writes need a token), or AUTH_MODE=open to let anyone write',
+    ]);
+    expect(loadConfig({ NODE_ENV: 'production', AUTH_MODE: 'open' }).auth.mode).toBe('open');
+    expect(loadConfig({ NODE_ENV: 'production', AUTH_JWT_SECRET: SECRET }).auth.mode).toBe('jwt');
+  });
+
+  it('refuses tokens required with nothing to verify them, a short secret and a JWKS URL that is not http(s), never printing the secret', () => {
+    expect(problemsOf({ AUTH_MODE: 'jwt' })).toEqual(['AUTH_MODE="jwt": jwt needs AUTH_JWT_SECRET or AUTH_JWKS_URL to verify tokens with']);
+    const [short] = problemsOf({ AUTH_JWT_SECRET: 'too-short-s3cret' });
+    expect(short).toMatch(/^AUTH_JWT_SECRET=\(hidden\): must be at least 32 characters/);
+    expect(problemsOf({ AUTH_JWKS_URL: 'file:///etc/passwd' })).toEqual(['AUTH_JWKS_URL="file:///etc/passwd": must be an http:// or https:// URL']);
+  });
+});
+
 describe('the persisted-documents manifest', () => {
   it('is required with PERSISTED_DOCUMENTS=only, and the message says what to do', () => {
     expect(() => readPersistedDocumentsManifest('/nonexistent/persisted-documents.json', true)).toThrow(

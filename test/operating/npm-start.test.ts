@@ -67,6 +67,8 @@ describe('npm start without DATABASE_URL (embedded PostgreSQL)', () => {
     const port = await bannerPort(run);
     // The data really lives in DATA_DIR (not in a fallback), so the checks below mean something.
     expect(run.stdout).toContain(`database: embedded PostgreSQL in ${dataDir}`);
+    // No key configured: the banner says that anyone may write.
+    expect(run.stdout).toContain('writes:   ANYONE may create, change and delete items (AUTH_MODE=open)');
     expect(existsSync(join(dataDir, 'postmaster.pid'))).toBe(true);
 
     const { data } = await graphql(port, '{ items { number } }');

@@ -1,10 +1,12 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { APP_ROLE as SERVER_ROLE, ensureAppLogin } from '../../src/db/setup/app-role.js';
 import { migrateToLatest } from '../../src/db/setup/migrate.js';
 import { withOneConnection } from '../../src/db/setup/one-connection.js';
 import { DEFAULT_SEED_SIZE, seed } from '../../src/db/setup/seed.js';
 import {
   APP_ROLE,
+  freePort,
   freePorts,
   type PgBouncer,
   type PoolgraphInstance,
@@ -14,7 +16,8 @@ import {
   startPoolgraph,
   startPostgres,
 } from '../support/cluster.js';
-import { eventually, startTestServer } from '../support/server.js';
+import { eventually, startTestServer, type TestServer } from '../support/server.js';
+import { bearer, TEST_TOKENS, tokenFor } from '../support/tokens.js';
 import { W1, W2, W3 } from '../support/workloads.js';
 
 /**
@@ -28,6 +31,8 @@ import { W1, W2, W3 } from '../support/workloads.js';
 
 const W4 = 'mutation { createItem(input: { number: 7, label: "x", categoryId: "1" }) { id } }';
 const PGBOUNCER_POOL_SIZE = 4;
+/** `poolgraph_app`'s password on this file's primary (127.0.0.1 only). */
+const SERVER_ROLE_PASSWORD = 'poolgraph-app-behind-pgbouncer';
 const STATEMENT_TIMEOUT_MS = 1_000;
 const LOAD_MS = 8_000;
 const LOOPS_PER_INSTANCE = 4;
@@ -67,6 +72,10 @@ const primaryLog: string[] = [];
 beforeAll(async () => {
   const [primaryPort, pgbouncerPort, ...instancePorts] = await freePorts(6);
   primary = await startPostgres({ port: primaryPort!, onLine: (line) => primaryLog.push(line) });
+  // The role row-level security binds (see 'who may do what' below), made before the migrations
+  // so that migration 0002 grants it what the API does (the cluster's `poolgraph` role, which runs
+  // them, may not create roles).
+  await ensureAppLogin(primary.superuserUrl, SERVER_ROLE_PASSWORD);
   await migrateToLatest(primary.url);
   await withOneConnection(primary.url, (db) => seed(db, DEFAULT_SEED_SIZE));
   pgbouncer = await startPgBouncer({ target: primary.app, port: pgbouncerPort!, poolSize: PGBOUNCER_POOL_SIZE, maxClientConn: 100 });
@@ -291,4 +300,132 @@ describe('behind PgBouncer in transaction mode (pool 4), two instances of POOL_S
     },
     20_000,
   );
+});
+
+/** What PostgreSQL ran as `role`, per normalised statement (pg_stat_statements on the primary). */
+async function statementsBy(role: string): Promise<Map<string, { query: string; calls: number }>> {
+  const rows = await primary.query<{ key: string; query: string; calls: string }>(
+    `select queryid::text as key, query, calls::text as calls from pg_stat_statements
+     where userid = (select oid from pg_roles where rolname = $1)`,
+    [role],
+  );
+  return new Map(rows.map((row) => [row.key, { query: row.query, calls: Number(row.calls) }]));
+}
+
+/** Calls since `before`, of the statements whose normalised text matches each pattern. */
+function callsSince(
+  before: Map<string, { calls: number }>,
+  after: Map<string, { query: string; calls: number }>,
+  patterns: Record<string, RegExp>,
+): Record<string, number> {
+  const counts = Object.fromEntries(Object.keys(patterns).map((name) => [name, 0]));
+  for (const [key, { query, calls }] of after) {
+    const ran = calls - (before.get(key)?.calls ?? 0);
+    for (const [name, pattern] of Object.entries(patterns)) if (ran > 0 && pattern.test(query)) counts[name]! += ran;
+  }
+  return counts;
+}
+
+describe('who may do what behind PgBouncer: the server as poolgraph_app, tokens required, PgBouncer keeping ONE server connection', () => {
+  let bouncer: PgBouncer;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    // A PgBouncer of its own, whose auth file holds poolgraph_app (it logs in to PostgreSQL as
+    // the client did), with a pool of one server connection: every request below runs on the
+    // same PostgreSQL backend, whichever of the server's two pooled connections it takes.
+    bouncer = await startPgBouncer({
+      target: { ...primary.app, user: SERVER_ROLE, password: SERVER_ROLE_PASSWORD },
+      port: await freePort(),
+      poolSize: 1,
+      maxClientConn: 20,
+    });
+    server = await startTestServer(
+      bouncer.url,
+      { pooler: 'transaction', size: 2, maxOverflow: 0 },
+      { auth: { mode: 'jwt', tokens: TEST_TOKENS } },
+    );
+  }, 30_000);
+
+  afterAll(async () => {
+    await server?.close();
+    await bouncer?.destroy();
+  }, 30_000);
+
+  async function post(query: string, headers: Record<string, string> = {}) {
+    return server.graphql(query, undefined, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json', ...headers },
+      body: JSON.stringify({ query }),
+    });
+  }
+
+  it("runs a caller's W1 in ONE round trip through PgBouncer, the claims pipelined with it (PostgreSQL ran set_config once, no BEGIN)", async () => {
+    const [who] = await primary.query<{ role: string; bypasses: boolean }>(
+      'select rolname as role, rolsuper or rolbypassrls as bypasses from pg_roles where rolname = $1',
+      [SERVER_ROLE],
+    );
+    expect(who).toEqual({ role: SERVER_ROLE, bypasses: false });
+
+    const released = server.released.length;
+    const before = await statementsBy(SERVER_ROLE);
+    const w1 = await post(W1, bearer(await tokenFor('alice')));
+    expect(w1.status, JSON.stringify(w1.body)).toBe(200);
+    expect((w1.body.data?.['items'] as { number: number }[]).map((item) => item.number)).toEqual(
+      Array.from({ length: 20 }, (_, index) => index + 1),
+    );
+    expect(server.released[released]?.statements, 'round trips').toBe(1);
+    const ran = callsSince(before, await statementsBy(SERVER_ROLE), {
+      setConfig: /set_config/,
+      items: /from "items"/,
+      begin: /^\s*begin\b/i,
+      commit: /^\s*commit\b/i,
+    });
+    expect(ran).toEqual({ setConfig: 1, items: 1, begin: 0, commit: 0 });
+
+    // The claims themselves, as PostgreSQL sees them on the server connection behind PgBouncer.
+    const seen = await post('{ sessionSeen { claims } }', bearer(await tokenFor('alice', 'editor')));
+    const claims: unknown = JSON.parse((seen.body.data?.['sessionSeen'] as { claims: string }).claims);
+    expect(claims).toMatchObject({ sub: 'alice', role: 'editor' });
+  });
+
+  it("gives a caller's item their sub as owner, and refuses another caller's update with FORBIDDEN, the row unchanged", async () => {
+    const alice = await tokenFor('alice');
+    const created = await post('mutation { createItem(input: { number: 51, label: "alice\'s" }) { id ownerId } }', bearer(alice));
+    expect(created.body.errors, JSON.stringify(created.body)).toBeUndefined();
+    const item = created.body.data?.['createItem'] as { id: string; ownerId: string };
+    expect(item.ownerId).toBe('alice');
+
+    const update = await post(`mutation { updateItem(id: "${item.id}", input: { label: "bob was here" }) { label } }`, bearer(await tokenFor('bob')));
+    expect(update.body.errors?.[0]?.extensions?.code, JSON.stringify(update.body)).toBe('FORBIDDEN');
+    const [row] = await primary.query<{ label: string; owner_id: string }>('select label, owner_id from items where id = $1', [item.id]);
+    expect(row).toEqual({ label: "alice's", owner_id: 'alice' });
+
+    const anonymous = await post(`mutation { updateItem(id: "${item.id}", input: { label: "nobody" }) { label } }`);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+
+    const own = await post(`mutation { updateItem(id: "${item.id}", input: { label: "still alice's" }) { label ownerId } }`, bearer(alice));
+    expect(own.body).toEqual({ data: { updateItem: { label: "still alice's", ownerId: 'alice' } } });
+  });
+
+  it('leaves no claims on the server connection: the next anonymous request on the same PostgreSQL backend sees none', async () => {
+    const mallory = await tokenFor('mallory', 'admin');
+    const withClaims = await post('{ sessionSeen { pid claims } }', bearer(mallory));
+    const { pid, claims } = withClaims.body.data?.['sessionSeen'] as { pid: number; claims: string };
+    expect(JSON.parse(claims)).toMatchObject({ sub: 'mallory', role: 'admin' });
+    const next = async () => (await post('{ sessionSeen { pid claims } }')).body.data?.['sessionSeen'];
+    // After several statements in the operation's transaction…
+    expect(await next()).toEqual({ pid, claims: '' });
+    // …after a single statement in its implicit transaction (W1)…
+    expect((await post(W1, bearer(mallory))).body.errors).toBeUndefined();
+    expect(await next()).toEqual({ pid, claims: '' });
+    // …and after a write.
+    const write = await post('mutation { createItem(input: { number: 52 }) { ownerId } }', bearer(mallory));
+    expect(write.body).toEqual({ data: { createItem: { ownerId: 'mallory' } } });
+    expect(await next()).toEqual({ pid, claims: '' });
+    // PgBouncer held that one backend for poolgraph_app, and no other: the same backend each time.
+    const backends = await primary.query<{ pid: number }>('select pid from pg_stat_activity where usename = $1', [SERVER_ROLE]);
+    expect(backends).toEqual([{ pid }]);
+  });
 });
