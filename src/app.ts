@@ -76,6 +76,13 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
 
   const requestLog = useRequestLog({ logger, graphqlEndpoint });
   const metrics = registry ? useMetrics({ registry, endpoint: options.metrics?.endpoint ?? '/metrics' }) : undefined;
+  const authentication = useAuthentication({
+    mode: authMode,
+    verifier,
+    onFailure: requestMetrics?.observeAuthFailure,
+    onIdentified: (request, identity) => requestLog.recordCaller(request, identity.subject),
+  });
+
   const requestScope = useRequestScope({
     batching: Boolean(options.batchLimit),
     connections: connections.source,
@@ -84,18 +91,12 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     poolTimeoutMs: connections.poolTimeoutMs,
     logger,
     onLoaderBatch: requestMetrics?.observeLoaderBatch,
+    identityOf: authentication.identityOf,
     onScopeReleased(stats, request) {
       requestMetrics?.observeScope(stats);
       requestLog.recordScope(request, stats);
       options.onScopeReleased?.(stats, request);
     },
-  });
-
-  const authentication = useAuthentication({
-    mode: authMode,
-    verifier,
-    onFailure: requestMetrics?.observeAuthFailure,
-    onIdentified: (request, identity) => requestLog.recordCaller(request, identity.subject),
   });
 
   const plugins = [

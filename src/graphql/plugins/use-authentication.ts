@@ -23,12 +23,22 @@ export interface UseAuthenticationOptions {
 /** Resolves to the request's identity; kept per request, so a batch's operations verify once. */
 type Verification = Promise<Identity | undefined>;
 
+/** {@link useAuthentication}'s plugin, which also tells who each request's caller is. */
+export type AuthenticationPlugin = Plugin<RequestContext> & {
+  /**
+   * The verified caller of `request` once its context is being built (for the request scope,
+   * whose plugin runs after this one); undefined for an anonymous request.
+   */
+  identityOf(request: Request): Identity | undefined;
+};
+
 const MUTATION_NEEDS_TOKEN =
   'This operation writes, and this server lets only callers with a token write: send the header Authorization: Bearer <token>.';
 
 /**
- * Verifies the request's `Authorization: Bearer` token and puts the caller's identity in the
- * GraphQL context (`identity`), where the request scope picks up its claims for PostgreSQL (I7).
+ * Verifies the request's `Authorization: Bearer` token and keeps the caller's identity for the
+ * request scope (`identityOf`), which sends its claims to PostgreSQL (I7) and puts it in the
+ * GraphQL context (`identity`).
  *
  * - No header: the request is anonymous (`identity` undefined), and costs nothing here.
  * - A header that does not verify (bad signature, expired, wrong audience, malformed, or a server
@@ -39,9 +49,10 @@ const MUTATION_NEEDS_TOKEN =
  * - `mode: 'jwt'`: a mutation without a token is refused (`UNAUTHENTICATED`) before it runs.
  *   PostgreSQL would refuse its writes anyway (row-level security); this says why, earlier.
  */
-export function useAuthentication(options: UseAuthenticationOptions): Plugin<RequestContext> {
+export function useAuthentication(options: UseAuthenticationOptions): AuthenticationPlugin {
   const { mode, verifier, onFailure, onIdentified } = options;
-  const verifications = new RequestSlot<Verification>('request identity');
+  const verifications = new RequestSlot<Verification>('request token verification');
+  const identities = new RequestSlot<Identity>('request identity');
 
   function verify(request: Request): Verification | undefined {
     const header = request.headers.get('authorization');
@@ -50,7 +61,10 @@ export function useAuthentication(options: UseAuthenticationOptions): Plugin<Req
     if (!verification) {
       verification = (verifier ? verifier.verify(header) : Promise.reject(noKeys())).then(
         (identity) => {
-          if (identity) onIdentified?.(request, identity);
+          if (identity) {
+            identities.set(request, identity);
+            onIdentified?.(request, identity);
+          }
           return identity;
         },
         (error: unknown) => {
@@ -64,14 +78,10 @@ export function useAuthentication(options: UseAuthenticationOptions): Plugin<Req
   }
 
   return {
-    onContextBuilding({ context, extendContext }) {
-      const verification = verify(context.request);
+    identityOf: (request) => identities.get(request),
+    onContextBuilding({ context }) {
       // Anonymous: no promise, so context building stays synchronous.
-      if (!verification) {
-        extendContext({ identity: undefined });
-        return undefined;
-      }
-      return verification.then((identity) => extendContext({ identity }));
+      return verify(context.request)?.then(() => undefined);
     },
     onExecute({ args, setResultAndStopExecution }) {
       if (mode !== 'jwt' || args.contextValue.identity !== undefined) return;

@@ -30,6 +30,11 @@ export interface UseRequestScopeOptions {
   preparedStatements?: boolean;
   /** Told about every batch the request's loaders dispatch (metrics). */
   onLoaderBatch?: LoaderBatchObserver;
+  /**
+   * The request's verified caller (`useAuthentication`, which runs first), whose claims go with
+   * every transaction of its scope. @default every request is anonymous
+   */
+  identityOf?: (request: Request) => Identity | undefined;
 }
 
 /**
@@ -70,10 +75,10 @@ export function useRequestScope(options: UseRequestScopeOptions): LifecyclePlugi
     onObserverError: (error: unknown) => options.logger.error({ err: error }, 'onScopeReleased threw'),
   };
 
-  /** `identity`: the caller, verified by `useAuthentication` (which runs first); its claims go with every transaction. */
-  function scopeOf(request: Request, identity: Identity | undefined) {
+  function scopeOf(request: Request) {
     let entry = scopes.get(request);
     if (!entry) {
+      const identity = options.identityOf?.(request);
       const { onScopeReleased } = options;
       const scope = new RequestScope(options.connections, {
         ...scopeOptions,
@@ -126,7 +131,7 @@ export function useRequestScope(options: UseRequestScopeOptions): LifecyclePlugi
     },
     {
       onContextBuilding({ context, extendContext }) {
-        extendContext(scopeOf(context.request, context.identity).context);
+        extendContext(scopeOf(context.request).context);
       },
       onRequestParse({ request, requestParser, setRequestParser }) {
         // Only a server that accepts batches can receive one; the others skip this wrapper.
