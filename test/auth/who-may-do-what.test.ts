@@ -92,6 +92,17 @@ describe('who may do what, with tokens required for writes (AUTH_MODE=jwt), as t
     expect(t.server.released[released]?.statements, 'round trips').toBe(1);
   });
 
+  it('sends the claims with a single write (W4, selecting its ownerId) in the same round trip, without BEGIN/COMMIT', async (context) => {
+    const alice = await tokenFor('alice');
+    const { result, seen } = await statements.during(context, () =>
+      post('mutation { createItem(input: { number: 7, label: "x", categoryId: "1" }) { id ownerId } }', bearer(alice)),
+    );
+    expect(result.body.errors).toBeUndefined();
+    expect(seen.calls(/set_config/)).toBe(1);
+    // The INSERT and the set_config before it (a `;` ping, when the connection sat idle, is not counted).
+    expect(seen.byKind, seen.listing).toEqual({ begin: 0, setLocal: 0, data: 2, commit: 0, rollback: 0 });
+  });
+
   it('runs an operation of several statements in one transaction, the claims pipelined with its first', async (context) => {
     const alice = await tokenFor('alice');
     const released = t.server.released.length;

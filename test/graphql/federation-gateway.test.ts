@@ -4,7 +4,8 @@ import { parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { usePostgresStatements } from '../support/postgres-statements.js';
 import { reviewsOf, REVIEWS_SDL, startReviewsSubgraph } from '../support/reviews-subgraph.js';
-import { useTestEnvironment } from '../support/server.js';
+import { type TestEnvironment, useTestEnvironment } from '../support/server.js';
+import { bearer, TEST_TOKENS, tokenFor } from '../support/tokens.js';
 
 const t = useTestEnvironment();
 // The request scope counts its own statements; pg_stat_statements confirms from PostgreSQL's side.
@@ -12,19 +13,24 @@ const postgres = usePostgresStatements(() => t.database);
 let reviews: Awaited<ReturnType<typeof startReviewsSubgraph>>;
 let gateway: GatewayRuntime;
 
-beforeAll(async () => {
-  reviews = await startReviewsSubgraph();
-  // Compose as a real pipeline does: poolgraph's SDL as it serves it (`_service { sdl }`).
-  const { body } = await t.server.graphql('{ _service { sdl } }');
+/** Composes poolgraph (`environment`'s server) and the reviews subgraph as a real pipeline does. */
+async function supergraphOf(environment: TestEnvironment): Promise<string> {
+  // poolgraph's SDL as it serves it (`_service { sdl }`).
+  const { body } = await environment.server.graphql('{ _service { sdl } }');
   const sdl = (body.data as { _service: { sdl: string } })._service.sdl;
   const composition = composeServices([
-    { name: 'poolgraph', typeDefs: parse(sdl), url: t.server.url },
+    { name: 'poolgraph', typeDefs: parse(sdl), url: environment.server.url },
     { name: 'reviews', typeDefs: parse(REVIEWS_SDL), url: reviews.url },
   ]);
   if (!composition.supergraphSdl) {
     throw new Error(`composition failed: ${composition.errors?.map((error) => error.message).join('; ')}`);
   }
-  gateway = createGatewayRuntime({ supergraph: composition.supergraphSdl, logging: false, maskedErrors: false });
+  return composition.supergraphSdl;
+}
+
+beforeAll(async () => {
+  reviews = await startReviewsSubgraph();
+  gateway = createGatewayRuntime({ supergraph: await supergraphOf(t), logging: false, maskedErrors: false });
 });
 
 afterAll(async () => {
@@ -141,5 +147,103 @@ describe('_entities (W5)', () => {
     expect(mixed.result.response.body.errors).toBeUndefined();
     expect(mixed.seen.total, `Items and Categories, statements PostgreSQL ran:\n${mixed.seen.listing}`).toBe(2);
     expect(mixed.result.stats?.statements).toBe(mixed.seen.total);
+  });
+});
+
+describe("behind the gateway, who may do what: the client's Authorization reaches poolgraph (poolgraph_app, tokens required)", () => {
+  const secured = useTestEnvironment({ size: 1, maxOverflow: 0 }, { connectAs: 'app', auth: { mode: 'jwt', tokens: TEST_TOKENS } });
+  const statements = usePostgresStatements(() => secured.database);
+  let forwarding: GatewayRuntime;
+
+  beforeAll(async () => {
+    forwarding = createGatewayRuntime({
+      supergraph: await supergraphOf(secured),
+      logging: false,
+      maskedErrors: false,
+      // Hive Gateway sends no client header on by default: the client's Authorization goes to
+      // poolgraph only (the reviews subgraph has no use for it).
+      propagateHeaders: {
+        fromClientToSubgraphs: ({ request, subgraphName }) =>
+          subgraphName === 'poolgraph' ? { authorization: request.headers.get('authorization') } : undefined,
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await forwarding?.[Symbol.asyncDispose]();
+  });
+
+  async function through(query: string, headers: Record<string, string> = {}) {
+    const response = await forwarding.fetch('http://gateway.test/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json', ...headers },
+      body: JSON.stringify({ query }),
+    });
+    return {
+      status: response.status,
+      body: (await response.json()) as { data?: Record<string, unknown> | null; errors?: { message: string; extensions?: { code?: string } }[] },
+    };
+  }
+
+  it("creates a caller's item with their sub as owner, and refuses another caller's update with FORBIDDEN, the row unchanged", async () => {
+    const created = await through('mutation { createItem(input: { number: 61, label: "alice via the gateway" }) { id ownerId } }', bearer(await tokenFor('alice')));
+    expect(created.body.errors, JSON.stringify(created.body)).toBeUndefined();
+    const item = created.body.data?.['createItem'] as { id: string; ownerId: string };
+    expect(item.ownerId).toBe('alice');
+
+    const update = await through(`mutation { updateItem(id: "${item.id}", input: { label: "bob was here" }) { label } }`, bearer(await tokenFor('bob')));
+    expect(update.body.errors?.[0]?.extensions?.code, JSON.stringify(update.body)).toBe('FORBIDDEN');
+    const [row] = await secured.database.query<{ label: string; owner_id: string }>('select label, owner_id from items where id = $1', [item.id]);
+    expect(row).toEqual({ label: 'alice via the gateway', owner_id: 'alice' });
+
+    const own = await through(`mutation { updateItem(id: "${item.id}", input: { label: "alice again" }) { label ownerId } }`, bearer(await tokenFor('alice')));
+    expect(own.body).toEqual({ data: { updateItem: { label: 'alice again', ownerId: 'alice' } } });
+  });
+
+  it("runs the gateway's `_entities` call under the caller's claims: set_config once, in the transaction of its items' statement", async (context) => {
+    const ids = Array.from({ length: 10 }, (_, i) => String(i * 7 + 3));
+    const query = `{ reviews(itemIds: ${JSON.stringify(ids)}) { stars item { id number } } }`;
+    const released = secured.server.released.length;
+    const { result, seen } = await statements.during(context, async () => through(query, bearer(await tokenFor('alice'))));
+    expect(result.body.errors, JSON.stringify(result.body)).toBeUndefined();
+    expect((result.body.data?.['reviews'] as unknown[]).length).toBe(ids.flatMap(reviewsOf).length);
+    // poolgraph was asked once (`_entities`). The claims went with it; since `_entities` may load
+    // several entity types (a statement each), statement-plan.ts counts it as "several statements",
+    // so with a token it runs in one transaction: BEGIN + claims pipelined with the items'
+    // statement, then COMMIT (2 round trips; anonymous, it is 1 statement and 1 round trip).
+    expect(secured.server.released.slice(released).map((stats) => stats.statements), seen.listing).toEqual([2]);
+    expect(seen.calls(/set_config/), seen.listing).toBe(1);
+    expect(seen.calls(/\bfrom "items"/), seen.listing).toBe(1);
+    expect(seen.byKind, seen.listing).toEqual({ begin: 1, setLocal: 0, data: 2, commit: 1, rollback: 0 });
+
+    // Without a token the same query runs anonymously: no claims.
+    const anonymous = await statements.during(context, () => through(query));
+    expect(anonymous.result.body.errors).toBeUndefined();
+    expect(anonymous.seen.calls(/set_config/), anonymous.seen.listing).toBe(0);
+    expect(anonymous.seen.byKind, anonymous.seen.listing).toEqual({ begin: 0, setLocal: 0, data: 1, commit: 0, rollback: 0 });
+  });
+
+  it('refuses a bad token, `_entities` included: UNAUTHENTICATED reaches the client inside a 200 from the gateway, and PostgreSQL runs nothing', async (context) => {
+    const forged = `${await tokenFor('alice', 'admin')}x`;
+    const { result, seen } = await statements.during(context, async () => ({
+      write: await through('mutation { createItem(input: { number: 62 }) { id } }', bearer(forged)),
+      read: await through('{ items(first: 1) { id } }', bearer(forged)),
+      entities: await through('{ reviews(itemIds: ["3"]) { stars item { id number } } }', bearer(forged)),
+    }));
+    console.log(`[federation] a bad token through the gateway: ${JSON.stringify(result)}`);
+    // poolgraph answers 401 (+ WWW-Authenticate) with a GraphQL body; Hive Gateway does not pass
+    // that status on: it answers 200 with poolgraph's error (its code, and the subgraph's name) at
+    // the field that needed poolgraph.
+    const refusal = (path: (string | number)[]) => ({
+      message: 'The token signature does not verify.',
+      path,
+      extensions: { code: 'UNAUTHENTICATED', serviceName: 'poolgraph' },
+    });
+    expect(result.write).toEqual({ status: 200, body: { data: null, errors: [refusal(['createItem'])] } });
+    expect(result.read).toEqual({ status: 200, body: { data: null, errors: [refusal(['items'])] } });
+    // The reviews subgraph answered; poolgraph's `_entities` call for their items was refused (and
+    // the non-null item and reviews fields take data down with it).
+    expect(result.entities).toEqual({ status: 200, body: { data: null, errors: [refusal(['reviews', 0, 'item', 'number'])] } });
+    expect(seen.total, seen.listing).toBe(0);
   });
 });

@@ -4,6 +4,9 @@ import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from '../../src/app.js';
+import { APP_ROLE as SERVER_ROLE, ensureAppLogin } from '../../src/db/setup/app-role.js';
+import type { RequestScopeStats } from '../../src/db/request/request-scope.js';
+import { createDrainableHttpServer } from '../../src/http/http-server.js';
 import { migrateToLatest } from '../../src/db/setup/migrate.js';
 import { withOneConnection } from '../../src/db/setup/one-connection.js';
 import { seed } from '../../src/db/setup/seed.js';
@@ -21,6 +24,8 @@ import {
 } from '../support/cluster.js';
 import { type Metrics, scrape } from '../support/metrics.js';
 import { TEST_POOL } from '../support/server.js';
+import { testSchemaExtension } from '../support/test-schema.js';
+import { bearer, TEST_TOKENS, tokenFor } from '../support/tokens.js';
 
 /**
  * Issue 10, test 4: a real poolgraph process (`src/main.ts`) with `DATABASE_URL` on a PostgreSQL
@@ -42,6 +47,8 @@ const BACK_ON_REPLICA_BOUND_MS = 3_000;
 const SEED = { categories: 10, itemsPerCategory: 30 };
 const W1 = '{ items { number } }';
 const W1_NUMBERS = Array.from({ length: 20 }, (_, index) => index + 1);
+/** `poolgraph_app`'s password on this file's primary, and so on its replica (127.0.0.1 only). */
+const SERVER_ROLE_PASSWORD = 'poolgraph-app-on-the-replica';
 const FALLBACK_LINE = 'read replica unavailable: reads go to the primary';
 const BACK_LINE = 'read replica answers again: reads go back to it';
 
@@ -55,6 +62,9 @@ beforeAll(async () => {
   if (primaryPort === undefined || replicaPort === undefined || serverPort === undefined) throw new Error('no ports');
   primary = await startPostgres({ port: primaryPort });
   replica = await startReplica({ primary, port: replicaPort });
+  // The role row-level security binds, made on the primary before the migrations (so that
+  // migration 0002 grants it what the API does); it reaches the replica as every catalog change does.
+  await ensureAppLogin(primary.superuserUrl, SERVER_ROLE_PASSWORD);
   await migrateToLatest(primary.url);
   await withOneConnection(primary.url, (db) => seed(db, SEED));
   await replica.waitForReplay();
@@ -426,4 +436,147 @@ describe('read replica (DATABASE_REPLICA_URL)', () => {
       await alone.stop();
     }
   }, 90_000);
+});
+
+/** What PostgreSQL ran as `role` on `on`, per normalised statement (its own pg_stat_statements). */
+async function statementsBy(on: PostgresServer, role: string): Promise<Map<string, { query: string; calls: number }>> {
+  const rows = await on.query<{ key: string; query: string; calls: string }>(
+    `select queryid::text as key, query, calls::text as calls from pg_stat_statements
+     where userid = (select oid from pg_roles where rolname = $1)`,
+    [role],
+  );
+  return new Map(rows.map((row) => [row.key, { query: row.query, calls: Number(row.calls) }]));
+}
+
+/** Runs `action` and counts, on each server, the calls as `role` of statements matching each pattern meanwhile. */
+async function countedDuring<T>(
+  servers: Record<string, PostgresServer>,
+  role: string,
+  patterns: Record<string, RegExp>,
+  action: () => Promise<T>,
+): Promise<{ result: T; ran: Record<string, Record<string, number>> }> {
+  const before = Object.fromEntries(await Promise.all(Object.entries(servers).map(async ([name, on]) => [name, await statementsBy(on, role)] as const)));
+  const result = await action();
+  const ran: Record<string, Record<string, number>> = {};
+  for (const [name, on] of Object.entries(servers)) {
+    const counts = Object.fromEntries(Object.keys(patterns).map((kind) => [kind, 0]));
+    for (const [key, { query, calls }] of await statementsBy(on, role)) {
+      const delta = calls - (before[name]?.get(key)?.calls ?? 0);
+      for (const [kind, pattern] of Object.entries(patterns)) if (delta > 0 && pattern.test(query)) counts[kind]! += delta;
+    }
+    ran[name] = counts;
+  }
+  return { result, ran };
+}
+
+const KINDS = { setConfig: /set_config/, items: /from "items"/, begin: /^\s*begin\b/i, all: /[\s\S]/ };
+
+describe('who may do what with a read replica: the server as poolgraph_app on both, tokens required', () => {
+  let app: ReturnType<typeof createServer> | undefined;
+  let http: ReturnType<typeof createDrainableHttpServer>['server'] | undefined;
+  let url = '';
+  const released: RequestScopeStats[] = [];
+
+  beforeAll(async () => {
+    const p = started(primary, 'primary');
+    const r = started(replica, 'replica');
+    const asServerRole = { user: SERVER_ROLE, password: SERVER_ROLE_PASSWORD };
+    // One replica connection: every read below runs on the same standby backend.
+    app = createServer({
+      database: { ...TEST_POOL, connectionString: endpointUrl({ ...p.app, ...asServerRole }) },
+      replica: { ...TEST_POOL, size: 1, maxOverflow: 0, connectionString: endpointUrl({ ...r.app, ...asServerRole }) },
+      auth: { mode: 'jwt', tokens: TEST_TOKENS },
+      extend: testSchemaExtension,
+      logger: pino({ level: 'silent' }),
+      onScopeReleased: (stats) => released.push(stats),
+    });
+    http = createDrainableHttpServer(app.requestListener).server;
+    const listening = http;
+    await new Promise<void>((resolve) => listening.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(listening.address() as AddressInfo).port}/graphql`;
+  });
+
+  afterAll(async () => {
+    if (http) {
+      const closing = http;
+      closing.closeAllConnections();
+      await new Promise<void>((resolve) => closing.close(() => resolve()));
+    }
+    await app?.close();
+  });
+
+  async function post(query: string, headers: Record<string, string> = {}) {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json', ...headers },
+      body: JSON.stringify({ query }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    return { status: response.status, body: (await response.json()) as Answer['body'] };
+  }
+
+  /** Which server has `pid` among poolgraph_app's backends: the replica, the primary, or neither. */
+  async function whereRuns(pid: number | null | undefined): Promise<string[]> {
+    const where: string[] = [];
+    for (const on of [started(replica, 'replica'), started(primary, 'primary')]) {
+      const rows = await on.query('select 1 from pg_stat_activity where pid = $1 and usename = $2', [pid, SERVER_ROLE]);
+      if (rows.length > 0) where.push(on.name);
+    }
+    return where;
+  }
+
+  it("runs a caller's W1 on the replica in ONE round trip, the claims pipelined with it, and the standby sees them", async () => {
+    const p = started(primary, 'primary');
+    const r = started(replica, 'replica');
+    expect(await r.query('select pg_is_in_recovery() as standby')).toEqual([{ standby: true }]);
+    const alice = await tokenFor('alice');
+    const before = released.length;
+    const { result: w1, ran } = await countedDuring({ replica: r, primary: p }, SERVER_ROLE, KINDS, () => post(W1, bearer(alice)));
+    expectW1({ ...w1, ms: 0, endedAt: 0 });
+    expect(released[before]?.statements, 'round trips').toBe(1);
+    expect(await whereRuns(released[before]?.backendPid)).toEqual(['replica']);
+    expect(ran).toEqual({ replica: { setConfig: 1, items: 1, begin: 0, all: 2 }, primary: { setConfig: 0, items: 0, begin: 0, all: 0 } });
+
+    // The claims themselves, read back on the standby (several statements: one read-only transaction there).
+    const seen = await post('{ sessionSeen { pid claims } }', bearer(await tokenFor('alice', 'editor')));
+    expect(seen.body.errors).toBeUndefined();
+    const { pid, claims } = seen.body.data?.['sessionSeen'] as { pid: number; claims: string };
+    expect(JSON.parse(claims)).toMatchObject({ sub: 'alice', role: 'editor' });
+    expect(await whereRuns(pid)).toEqual(['replica']);
+  });
+
+  it('serves anonymous reads on the replica as before (one statement, no claims), and leaves no claims for them', async () => {
+    const p = started(primary, 'primary');
+    const r = started(replica, 'replica');
+    const before = released.length;
+    const { result: w1, ran } = await countedDuring({ replica: r, primary: p }, SERVER_ROLE, KINDS, () => post(W1));
+    expectW1({ ...w1, ms: 0, endedAt: 0 });
+    expect(released[before]?.statements).toBe(1);
+    expect(ran).toEqual({ replica: { setConfig: 0, items: 1, begin: 0, all: 1 }, primary: { setConfig: 0, items: 0, begin: 0, all: 0 } });
+
+    // A caller's read, then an anonymous one on the same standby backend (a replica pool of one).
+    const mallory = await tokenFor('mallory', 'admin');
+    const withClaims = await post('{ sessionSeen { pid claims } }', bearer(mallory));
+    const { pid } = withClaims.body.data?.['sessionSeen'] as { pid: number };
+    expect((await post('{ sessionSeen { pid claims } }')).body.data?.['sessionSeen']).toEqual({ pid, claims: '' });
+    expect((await post(W1, bearer(mallory))).body.errors).toBeUndefined();
+    expect((await post('{ sessionSeen { pid claims } }')).body.data?.['sessionSeen']).toEqual({ pid, claims: '' });
+  });
+
+  it("runs a caller's write on the primary under their claims, nothing on the replica", async () => {
+    const p = started(primary, 'primary');
+    const r = started(replica, 'replica');
+    const { result: created, ran } = await countedDuring({ replica: r, primary: p }, SERVER_ROLE, KINDS, async () =>
+      post('mutation { createItem(input: { number: 4343, label: "alice on the primary" }) { id ownerId } }', bearer(await tokenFor('alice'))),
+    );
+    expect(created.body.errors, JSON.stringify(created.body)).toBeUndefined();
+    expect((created.body.data?.['createItem'] as { ownerId: string }).ownerId).toBe('alice');
+    expect(ran['replica']?.all).toBe(0);
+    expect(ran['primary']?.setConfig).toBe(1);
+    const update = await post(
+      `mutation { updateItem(id: "${(created.body.data?.['createItem'] as { id: string }).id}", input: { label: "bob's" }) { label } }`,
+      bearer(await tokenFor('bob')),
+    );
+    expect(update.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+  });
 });

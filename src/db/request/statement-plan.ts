@@ -32,7 +32,7 @@ const SQL_FIELDS: Readonly<Record<string, 'root' | string>> = {
 };
 
 /** Fields with a resolver that never runs SQL. */
-const NO_SQL_FIELDS = new Set(['Item.createdAt', 'Query._service']);
+const NO_SQL_FIELDS = new Set(['Item.createdAt', 'Item.ownerId', 'Query._service']);
 
 /**
  * Fields that run no SQL of their own below this parent: `Query.categories` counts the items in
