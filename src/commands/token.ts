@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
+import { ConfigError, loadConfig } from '../config.js';
 
 /** `--ttl` units, in seconds. */
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
@@ -40,13 +41,17 @@ function readArguments() {
 
 const values = readArguments();
 
-// TODO(lead): read these through loadConfig() once AUTH_* settings are in src/config.ts; until then
-// this is the one place outside config.ts that reads process.env.
-const secret = process.env.AUTH_JWT_SECRET;
-const issuer = process.env.AUTH_ISSUER;
-const audience = process.env.AUTH_AUDIENCE;
+/** The same settings the server verifies with (a wrong one is reported as `npm start` would). */
+function tokenSettings() {
+  try {
+    return loadConfig().auth.tokens;
+  } catch (error) {
+    return fail(error instanceof ConfigError ? error.message : String(error));
+  }
+}
 
-if (secret === undefined || secret === '') fail('set AUTH_JWT_SECRET to the secret the server verifies tokens with');
+const { secret, issuer, audience } = tokenSettings();
+if (secret === undefined) fail('set AUTH_JWT_SECRET to the secret the server verifies tokens with');
 if (values.sub === undefined || values.sub === '') fail('--sub is required: the subject (user id) the token is for');
 const ttl = ttlSeconds(values.ttl);
 
@@ -56,8 +61,8 @@ const jwt = new SignJWT(values.role === undefined ? {} : { role: values.role })
   .setSubject(values.sub)
   .setIssuedAt(now)
   .setExpirationTime(now + ttl);
-if (issuer !== undefined && issuer !== '') jwt.setIssuer(issuer);
-if (audience !== undefined && audience !== '') jwt.setAudience(audience);
+if (issuer !== undefined) jwt.setIssuer(issuer);
+if (audience !== undefined) jwt.setAudience(audience);
 
 const token = await jwt.sign(new TextEncoder().encode(secret));
 process.stdout.write(`${token}\n`);
