@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { startTestServer, useTestEnvironment } from '../support/server.js';
+import { bearer, TEST_TOKENS, tokenFor } from '../support/tokens.js';
 import { W1, W2, W3 } from '../support/workloads.js';
 
 /**
@@ -47,6 +48,28 @@ describe('prepared statements', () => {
     expect(added[1]?.statement).toMatch(/^select "id", "name", \(select count\(\*\)::int from items/);
     expect(added[2]?.statement).toMatch(/^\s*select \(k\.ordinality - 1\)::int as key_index/);
     for (const statement of added) expect(statement.name).toMatch(/^poolgraph_\d+$/);
+  });
+
+  it("prepares the callers' set_config once too: each token's claims are only bound", async () => {
+    const server = await startTestServer(t.database.url, { size: 1, maxOverflow: 0 }, { auth: { tokens: TEST_TOKENS } });
+    try {
+      const before = await preparedOn(server.server.pool);
+      for (const caller of ['ann', 'ben', 'cat', 'dan', 'eve']) {
+        const response = await server.graphql(W1, undefined, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json', ...bearer(await tokenFor(caller)) },
+          body: JSON.stringify({ query: W1 }),
+        });
+        expect(response.body.errors).toBeUndefined();
+      }
+      const added = (await preparedOn(server.server.pool)).filter((statement) => !before.some((seen) => seen.name === statement.name));
+      expect(added.map(({ name, runs }) => ({ name, runs }))).toEqual([
+        { name: 'poolgraph_set_claims', runs: 5 },
+        { name: expect.stringMatching(/^poolgraph_\d+$/), runs: 5 },
+      ]);
+    } finally {
+      await server.close();
+    }
   });
 
   it('keeps answering when a column is added to the tables while it runs', async () => {

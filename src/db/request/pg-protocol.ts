@@ -25,11 +25,13 @@ export function queryNamed(client: pg.PoolClient, name: string, sql: string, val
 
 /**
  * A statement sent before another in the same round trip (see {@link queryWithPrefix}); its rows,
- * if any, are dropped.
+ * if any, are dropped. `name`: a named prepared statement, parsed once per connection (only where
+ * each pooled connection is one PostgreSQL session, as for `queryNamed`).
  */
 export interface PrefixStatement {
   readonly text: string;
   readonly values?: readonly unknown[];
+  readonly name?: string;
 }
 
 /**
@@ -72,15 +74,17 @@ function submitted(client: pg.PoolClient, make: (done: QueryCallback) => object)
 
 /** pg's connection, as far as {@link PrefixedQuery} writes protocol messages to it. */
 interface ProtocolConnection {
-  parse(message: { text: string }): void;
-  bind(message: { values?: readonly unknown[] }): void;
+  parse(message: { text: string; name?: string }): void;
+  bind(message: { statement?: string; values?: readonly unknown[] }): void;
   execute(message: { portal: string }): void;
+  /** Statement names this connection has parsed (pg keeps them per connection), with their text. */
+  parsedStatements: Record<string, string>;
 }
 
 /** pg's `Query`, with the protocol steps {@link PrefixedQuery} takes part in. */
-const PgQuery = pg.Query as unknown as new (
-  config: pg.QueryConfig & { queryMode: 'extended'; callback: QueryCallback; name?: string },
-) => {
+const PgQuery = pg.Query as unknown as new (text: string, values: unknown[], callback: QueryCallback) => {
+  name: string | undefined;
+  queryMode: string | undefined;
   prepare(connection: ProtocolConnection): void;
   handleDataRow(message: unknown): void;
   handleCommandComplete(message: unknown, connection: ProtocolConnection): void;
@@ -97,15 +101,28 @@ class PrefixedQuery extends PgQuery {
   #pending: number;
 
   constructor(prefix: readonly PrefixStatement[], name: string | undefined, text: string, values: unknown[], callback: QueryCallback) {
-    super({ text, values, queryMode: 'extended', callback, ...(name === undefined ? {} : { name }) });
+    // From the text, not a config object, which pg would copy property by property (see queryNamed).
+    super(text, values, callback);
+    this.queryMode = 'extended';
+    this.name = name;
     this.#prefix = prefix;
     this.#pending = prefix.length;
   }
 
   override prepare(connection: ProtocolConnection): void {
-    for (const statement of this.#prefix) {
-      connection.parse({ text: statement.text });
-      connection.bind(statement.values ? { values: statement.values } : {});
+    for (const { text, values, name } of this.#prefix) {
+      if (name === undefined) {
+        connection.parse({ text });
+        connection.bind(values ? { values } : {});
+      } else {
+        if (connection.parsedStatements[name] === undefined) {
+          connection.parse({ text, name });
+          // Recorded now (pg records its own on ParseComplete, under the main statement's name): a
+          // failed Parse of this fixed text means a broken connection, which is never pooled again.
+          connection.parsedStatements[name] = text;
+        }
+        connection.bind(values ? { statement: name, values } : { statement: name });
+      }
       connection.execute({ portal: '' });
     }
     super.prepare(connection);

@@ -93,7 +93,7 @@ export class RequestScope implements StatementTarget {
     this.#preparedStatements = options.preparedStatements ?? false;
     this.#locals =
       options.pooler || options.claims !== undefined
-        ? new TransactionLocals({ pooler: options.pooler, claims: options.claims })
+        ? new TransactionLocals({ pooler: options.pooler, claims: options.claims, preparedStatements: this.#preparedStatements })
         : undefined;
     this.#options = options;
     this.db = createScopeDb(this);

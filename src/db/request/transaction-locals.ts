@@ -25,9 +25,15 @@ export interface LocalSettings {
    * row-level security policies read (migration 0002; docs/design.md, I7).
    */
   claims?: string | undefined;
+  /** Whether the claims' `set_config` may run as a named prepared statement (see `preparedName`). */
+  preparedStatements?: boolean;
 }
 
 const SET_CLAIMS = "select set_config('request.jwt.claims', $1, true)";
+/** Its name as a prepared statement: parsed once per connection where statements are prepared. */
+const SET_CLAIMS_NAME = 'poolgraph_set_claims';
+const BEGIN: PrefixStatement = { text: 'begin' };
+const OPEN_WRITES: PrefixStatement = { text: 'set local poolgraph.open_writes = on' };
 const WRITE_SAVEPOINT: PrefixStatement = { text: 'savepoint poolgraph_write' };
 
 /**
@@ -47,13 +53,15 @@ const WRITE_SAVEPOINT: PrefixStatement = { text: 'savepoint poolgraph_write' };
  * The request scope asks this object at each of those points; it sends nothing itself.
  */
 export class TransactionLocals {
+  readonly #pooler: PoolerSettings | undefined;
+  /** The caller's `set_config`, if any. */
+  readonly #claims: PrefixStatement | undefined;
   /**
-   * The statements that set everything, pipelined before a statement outside a transaction:
-   * `[without, with]` the open mode's write flag, which only writes need.
+   * The statements to pipeline, made at first use (a request with claims and no pooler uses one):
+   * by slot, `begin ? 2 : 0` (opening the operation's transaction, or before a lone statement)
+   * `+ write ? 1 : 0` (with the open mode's write flag, which only writes need).
    */
-  readonly #settings: readonly [readonly PrefixStatement[], readonly PrefixStatement[]];
-  /** The same, opening the operation's transaction. */
-  readonly #begin: readonly [readonly PrefixStatement[], readonly PrefixStatement[]];
+  readonly #prefixes: (readonly PrefixStatement[] | undefined)[] = [];
   /** The operation's own transaction: wanted, open, or neither. */
   #state: 'none' | 'wanted' | 'open' = 'none';
   /** A write of the operation's transaction succeeded (a COMMIT that rolls back loses it). */
@@ -63,20 +71,26 @@ export class TransactionLocals {
 
   constructor(settings: LocalSettings) {
     const { pooler, claims } = settings;
-    const statementTimeout: PrefixStatement[] =
-      pooler && pooler.statementTimeoutMs > 0 ? [{ text: `set local statement_timeout = ${pooler.statementTimeoutMs}` }] : [];
-    const openWrites: PrefixStatement[] = pooler?.openWrites ? [{ text: 'set local poolgraph.open_writes = on' }] : [];
-    const claimsStatement: PrefixStatement[] = claims === undefined ? [] : [{ text: SET_CLAIMS, values: [claims] }];
-    this.#settings = [
-      [...statementTimeout, ...claimsStatement],
-      [...statementTimeout, ...openWrites, ...claimsStatement],
-    ];
-    const begin: PrefixStatement[] = [{ text: 'begin' }, ...statementTimeout];
-    if (pooler) begin.push({ text: `set local idle_in_transaction_session_timeout = ${pooler.idleInTransactionTimeoutMs}` });
-    this.#begin = [
-      [...begin, ...claimsStatement],
-      [...begin, ...openWrites, ...claimsStatement],
-    ];
+    this.#pooler = pooler;
+    this.#claims =
+      claims === undefined
+        ? undefined
+        : { text: SET_CLAIMS, values: [claims], ...(settings.preparedStatements ? { name: SET_CLAIMS_NAME } : {}) };
+  }
+
+  #prefix(begin: boolean, write: boolean): readonly PrefixStatement[] {
+    const slot = (begin ? 2 : 0) + (write ? 1 : 0);
+    let prefix = this.#prefixes[slot];
+    if (!prefix) {
+      const pooler = this.#pooler;
+      const statements: PrefixStatement[] = begin ? [BEGIN] : [];
+      if (pooler && pooler.statementTimeoutMs > 0) statements.push({ text: `set local statement_timeout = ${pooler.statementTimeoutMs}` });
+      if (pooler && begin) statements.push({ text: `set local idle_in_transaction_session_timeout = ${pooler.idleInTransactionTimeoutMs}` });
+      if (pooler?.openWrites && write) statements.push(OPEN_WRITES);
+      if (this.#claims) statements.push(this.#claims);
+      this.#prefixes[slot] = prefix = statements;
+    }
+    return prefix;
   }
 
   /** The operation may write outside any transaction of its own (a mutation). */
@@ -106,11 +120,13 @@ export class TransactionLocals {
     let prefix: readonly PrefixStatement[] | undefined;
     if (this.#state === 'wanted') {
       this.#state = 'open';
-      prefix = this.#begin[this.#writes ? 1 : 0];
+      prefix = this.#prefix(true, this.#writes);
     } else if (this.#state === 'none') {
       const begins = BEGIN_STATEMENT.test(sql);
-      const settings = this.#settings[this.#writes || begins || WRITE_STATEMENT.test(sql) ? 1 : 0];
-      if ((!inTransaction || begins) && settings.length > 0) prefix = settings;
+      if (!inTransaction || begins) {
+        const settings = this.#prefix(false, this.#writes || begins || WRITE_STATEMENT.test(sql));
+        if (settings.length > 0) prefix = settings;
+      }
     }
     if (this.needsWriteSavepoint(sql, inTransaction)) prefix = [...(prefix ?? []), WRITE_SAVEPOINT];
     return prefix;
@@ -131,7 +147,7 @@ export class TransactionLocals {
    * dead): its transaction is wanted again, to begin on the next connection.
    */
   beginLost(prefix: readonly PrefixStatement[] | undefined): void {
-    if (prefix !== undefined && prefix[0] === this.#begin[0][0]) this.#state = 'wanted';
+    if (prefix?.[0] === BEGIN) this.#state = 'wanted';
   }
 
   /** `sql` succeeded: a write inside the operation's transaction is remembered. */
