@@ -5,7 +5,7 @@ import { type WorkloadName } from './workloads.js';
 /** The bar colour of each target. */
 const COLOURS: Record<ServerMode, string> = { poolgraph: '#2563eb', raw: '#9ca3af', unpooled: '#f59e0b' };
 const TARGETS: readonly ServerMode[] = ['poolgraph', 'raw', 'unpooled'];
-const WORKLOADS: readonly WorkloadName[] = ['W1', 'W2', 'W3', 'W4', 'W5'];
+const WORKLOADS: readonly WorkloadName[] = ['W1', 'W1-token', 'W2', 'W3', 'W4', 'W5'];
 
 /**
  * Draws requests per second as grouped bars, one group per workload, one bar per target that ran

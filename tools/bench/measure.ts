@@ -18,10 +18,24 @@ export interface Measurement {
   /** Why it was skipped or failed, or what the wrong answer was. */
   note?: string;
   load?: LoadResult;
-  /** SQL statements per completed request during the measured run. */
+  /**
+   * SQL statements per completed request during the measured run, as PostgreSQL counts them
+   * (`pg_stat_statements`; the server's own count without it): a `set_config` pipelined before a
+   * statement counts as one more.
+   */
   statementsPerRequest?: number;
   /** Where the statement count came from. */
   statementSource?: 'pg_stat_statements' | 'server counter';
+  /**
+   * Of {@link Measurement.statementsPerRequest}, the `set_config('request.jwt.claims', ...)` that
+   * carry the caller's claims (only with `pg_stat_statements`).
+   */
+  claimStatementsPerRequest?: number;
+  /**
+   * Round trips to PostgreSQL per completed request: the server's own count (poolgraph: the
+   * scope's `statements`, one per statement it sent, with whatever was pipelined before it).
+   */
+  roundTripsPerRequest?: number;
   /** Most of the servers' connections seen in `pg_stat_activity` during the measured run. */
   peakConnections?: number;
   /**
@@ -42,6 +56,8 @@ export interface Measurement {
 /** What {@link measure} needs besides the target and workload. */
 export interface MeasureContext {
   database: BenchDatabase;
+  /** The token sent as `Authorization: Bearer` by the workloads that carry one. */
+  token: string;
   observer: Observer;
   env: NodeJS.ProcessEnv;
   connections: number;
@@ -84,10 +100,11 @@ export async function measure(target: ServerMode, workload: Workload, context: M
   let load: LoadProcess | undefined;
   try {
     const url = `${server.origin}${target === 'raw' ? `/${workload.name}` : '/graphql'}`;
+    const headers: Record<string, string> = workload.token ? { authorization: `Bearer ${context.token}` } : {};
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const response = await fetch(url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { ...headers, 'content-type': 'application/json' },
         body: workload.body,
         signal: AbortSignal.timeout(10_000),
       });
@@ -105,6 +122,7 @@ export async function measure(target: ServerMode, workload: Workload, context: M
     const generator = startLoad({
       url,
       body: workload.body,
+      headers,
       expected: 'exact' in workload.expected ? workload.expected : { pattern: workload.expected.pattern.source },
       connections: context.connections,
       warmupSeconds: context.warmupSeconds,
@@ -146,10 +164,10 @@ export async function measure(target: ServerMode, workload: Workload, context: M
     const statementsAfter = await observer.statementCount();
 
     const fromPgStat = statementsBefore !== undefined && statementsAfter !== undefined;
-    const statements = fromPgStat
-      ? statementsAfter - statementsBefore
-      : serverStatsAfter.statements - serverStatsBefore.statements;
+    const roundTrips = serverStatsAfter.statements - serverStatsBefore.statements;
+    const statements = fromPgStat ? statementsAfter.statements - statementsBefore.statements : roundTrips;
     const answered = serverStatsAfter.requests - serverStatsBefore.requests;
+    const perRequest = (count: number) => (answered > 0 ? count / answered : undefined);
     const postmaster = observer.postmasterPid;
     const ours = (pid: number, entry: { ppid: number }) =>
       pid === process.pid || pid === server.pid || pid === generator.pid || pid === postmaster || entry.ppid === postmaster;
@@ -158,8 +176,10 @@ export async function measure(target: ServerMode, workload: Workload, context: M
       workload: workload.name,
       status: 'ok',
       load: result,
-      statementsPerRequest: answered > 0 ? statements / answered : undefined,
+      statementsPerRequest: perRequest(statements),
       statementSource: fromPgStat ? 'pg_stat_statements' : 'server counter',
+      claimStatementsPerRequest: fromPgStat ? perRequest(statementsAfter.claims - statementsBefore.claims) : undefined,
+      roundTripsPerRequest: perRequest(roundTrips),
       peakConnections,
       cpuSeconds: {
         server: difference(serverCpuBefore, serverCpuAfter),

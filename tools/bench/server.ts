@@ -12,9 +12,14 @@
  *   so it is bounded like the pooled server.
  * - `raw`: the no-GraphQL baseline of `raw-server.ts` on a pool made by the same `createPool`.
  *
+ * Authentication is configured from the environment as in `npm start` (`AUTH_*`): the bench sets
+ * `AUTH_JWT_SECRET`, so every poolgraph server runs in `AUTH_MODE=jwt`, and `DATABASE_URL` logs in
+ * as `poolgraph_app` (see `database.ts`).
+ *
  * It reads `DATABASE_URL` and the pool settings from the environment, listens on 127.0.0.1 on a
  * free port and prints `bench-server-ready {"port":N}`. `GET /__bench/stats` answers the requests
- * that ran SQL and their statements (poolgraph: from `onScopeReleased`). With `BENCH_PROFILE_FILE` it
+ * that ran SQL and their statements (poolgraph: from `onScopeReleased`, whose `statements` counts what
+ * the scope sent, one per round trip: a `set_config` pipelined before a statement is not counted). With `BENCH_PROFILE_FILE` it
  * profiles its main thread between `POST /__bench/profile/start` and `/stop`. SIGTERM drains and
  * exits 0.
  */
@@ -88,6 +93,9 @@ if (mode === 'raw') {
     limits: config.limits,
     metrics: { enabled: config.metrics.enabled, endpoint: config.metrics.port === undefined ? '/metrics' : false },
     readiness: config.readiness,
+    // AUTH_JWT_SECRET (set by the bench) → AUTH_MODE=jwt: a token is verified (then cached) and its
+    // claims pipelined with the request's statement as set_config('request.jwt.claims', ...).
+    auth: config.auth,
     // Requests that used the database: one the load generator cut off before its first statement
     // ran none, and must not lower the statements per request.
     onScopeReleased(stats) {
