@@ -15,6 +15,8 @@ const LAYERS: readonly { name: string; rank: number; prefixes: readonly string[]
   { name: 'db/schema', rank: 1, prefixes: ['db/schema.ts'] },
   { name: 'db/request', rank: 2, prefixes: ['db/request/'] },
   { name: 'db/pools', rank: 3, prefixes: ['db/pools/'] },
+  // The live-update listener: a connection of its own, beside the pools.
+  { name: 'db/events', rank: 3, prefixes: ['db/events/'] },
   { name: 'db/setup', rank: 4, prefixes: ['db/setup/'] },
   // The HTTP adapter knows graphql-yoga, not our database or GraphQL code.
   { name: 'http', rank: 4, prefixes: ['http/'], importsOnly: ['http', 'shared values'] },

@@ -1,0 +1,197 @@
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { EventCursor, type ItemEvent } from './event-cursor.js';
+
+/** The channel migration 0003's trigger notifies on every change to `items`. */
+export const ITEM_EVENTS_CHANNEL = 'poolgraph_item_events';
+
+/** The `application_name` of the listener's connection, so operators and tests can find it. */
+export const LISTENER_APPLICATION_NAME = 'poolgraph-listener';
+
+/** Events read per statement; a longer backlog is read in several, one after the other. */
+const READ_LIMIT = 1000;
+
+/** Options of {@link EventListener}. */
+export interface EventListenerOptions {
+  /** A direct connection to the primary: LISTEN does not work through a transaction pooler. */
+  connectionString: string;
+  logger: Logger;
+  /** Receives each batch of events, in id order; the next read waits for it to settle. */
+  onEvents(events: ItemEvent[]): void | Promise<void>;
+  /** How soon to read again while waiting at a gap a running transaction may fill. @default 20 */
+  gapRetryMs?: number;
+  /** The first wait before reconnecting, doubled up to {@link maxReconnectDelayMs}. @default 100 */
+  reconnectDelayMs?: number;
+  /** @default 5000 */
+  maxReconnectDelayMs?: number;
+}
+
+interface ReadRow {
+  xmin: string;
+  xmax: string;
+  id: string | null;
+  kind: ItemEvent['kind'] | null;
+  item_id: string | null;
+  category_id: string | null;
+  at: number | null;
+}
+
+const READ_EVENTS = `
+  select s.xmin::text as xmin, s.xmax::text as xmax, e.id::text as id, e.kind, e.item_id::text as item_id,
+         e.category_id::text as category_id, (extract(epoch from e.at) * 1000)::float8 as at
+  from (select pg_snapshot_xmin(pg_current_snapshot()) as xmin, pg_snapshot_xmax(pg_current_snapshot()) as xmax) as s
+  left join lateral (select * from item_events where id > $1 order by id limit ${READ_LIMIT}) as e on true
+  order by e.id`;
+
+/**
+ * The process's ONE connection for live updates (I8): a `pg.Client` of its own, never from the
+ * request pool, that LISTENs on {@link ITEM_EVENTS_CHANNEL} and reads the outbox (`item_events`)
+ * after the last event it delivered whenever a notification wakes it, after every reconnect, and
+ * again shortly while it waits at a gap ({@link EventCursor}). A NOTIFY lost while the connection
+ * was down, a killed backend or a restarted PostgreSQL loses no event: the rows are read on the
+ * next connection, from where the cursor stood.
+ */
+export class EventListener {
+  readonly #options: EventListenerOptions;
+  #client: pg.Client | undefined;
+  #cursor: EventCursor | undefined;
+  #stopped = false;
+  #reading: Promise<void> | undefined;
+  #readAgain = false;
+  #gapTimer: NodeJS.Timeout | undefined;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+  #reconnectDelayMs: number;
+  /** Reconnections since start (a metric and the log say each one). */
+  reconnects = 0;
+
+  constructor(options: EventListenerOptions) {
+    this.#options = options;
+    this.#reconnectDelayMs = options.reconnectDelayMs ?? 100;
+  }
+
+  /** Connects, LISTENs and places the cursor after the newest event: later ones are delivered. */
+  async start(): Promise<void> {
+    await this.#connect();
+  }
+
+  /** The backend of the current connection (tests kill it), or undefined while reconnecting. */
+  get backendPid(): number | undefined {
+    return (this.#client as (pg.Client & { processID?: number }) | undefined)?.processID;
+  }
+
+  /** Stops reading and closes the connection; events not yet read stay in the outbox. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#gapTimer);
+    clearTimeout(this.#reconnectTimer);
+    await this.#reading?.catch(() => undefined);
+    const client = this.#client;
+    this.#client = undefined;
+    await client?.end().catch(() => undefined);
+  }
+
+  async #connect(): Promise<void> {
+    const client = new pg.Client({
+      connectionString: this.#options.connectionString,
+      application_name: LISTENER_APPLICATION_NAME,
+      keepAlive: true,
+    });
+    client.on('error', (error) => this.#lost(client, error));
+    client.on('end', () => this.#lost(client, new Error('the listener connection closed')));
+    client.on('notification', () => this.#read());
+    await client.connect();
+    try {
+      await client.query(`listen ${ITEM_EVENTS_CHANNEL}`);
+      if (!this.#cursor) {
+        const { rows } = await client.query<{ last: string }>('select coalesce(max(id), 0)::text as last from item_events');
+        this.#cursor = new EventCursor(BigInt(rows[0]?.last ?? '0'));
+      }
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    this.#client = client;
+    this.#reconnectDelayMs = this.#options.reconnectDelayMs ?? 100;
+    // Whatever was written while no connection listened.
+    this.#read();
+  }
+
+  #lost(client: pg.Client, error: unknown): void {
+    if (this.#client !== client || this.#stopped) return;
+    this.#client = undefined;
+    client.end().catch(() => undefined);
+    this.#options.logger.warn({ err: error, reconnects: this.reconnects }, 'the live-update listener lost its connection: reconnecting');
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#stopped) return;
+    const delay = this.#reconnectDelayMs;
+    this.#reconnectDelayMs = Math.min(delay * 2, this.#options.maxReconnectDelayMs ?? 5_000);
+    this.#reconnectTimer = setTimeout(() => {
+      this.#connect().then(
+        () => {
+          this.reconnects += 1;
+          this.#options.logger.info({ reconnects: this.reconnects }, 'the live-update listener reconnected');
+        },
+        (error: unknown) => {
+          this.#options.logger.warn({ err: error, retryInMs: this.#reconnectDelayMs }, 'the live-update listener could not reconnect');
+          this.#scheduleReconnect();
+        },
+      );
+    }, delay);
+  }
+
+  /** Reads now, or right after the read in progress: reads never overlap, and none is lost. */
+  #read(): void {
+    if (this.#reading) {
+      this.#readAgain = true;
+      return;
+    }
+    this.#reading = this.#readUntilCaughtUp().finally(() => {
+      this.#reading = undefined;
+      if (this.#readAgain && !this.#stopped) {
+        this.#readAgain = false;
+        this.#read();
+      }
+    });
+  }
+
+  async #readUntilCaughtUp(): Promise<void> {
+    for (;;) {
+      const client = this.#client;
+      const cursor = this.#cursor;
+      if (!client || !cursor || this.#stopped) return;
+      let rows: ReadRow[];
+      try {
+        ({ rows } = await client.query<ReadRow>(READ_EVENTS, [cursor.after.toString()]));
+      } catch (error) {
+        // The connection's failure reconnects (its error event); the next connection reads again.
+        this.#options.logger.debug({ err: error }, 'reading live-update events failed');
+        return;
+      }
+      const first = rows[0];
+      if (!first) return;
+      const events = rows.flatMap((row): ItemEvent[] =>
+        row.id === null || row.kind === null || row.item_id === null
+          ? []
+          : [{ id: row.id, kind: row.kind, itemId: row.item_id, categoryId: row.category_id, at: row.at ?? 0 }],
+      );
+      const { deliver, holding } = cursor.advance({ events, xmin: BigInt(first.xmin), xmax: BigInt(first.xmax) });
+      if (deliver.length > 0) {
+        try {
+          await this.#options.onEvents(deliver);
+        } catch (error) {
+          // The events count as delivered (the cursor moved): a failing receiver must not replay them.
+          this.#options.logger.error({ err: error }, 'delivering live-update events failed');
+        }
+      }
+      if (holding) {
+        clearTimeout(this.#gapTimer);
+        this.#gapTimer = setTimeout(() => this.#read(), this.#options.gapRetryMs ?? 20);
+        return;
+      }
+      if (events.length < READ_LIMIT) return;
+    }
+  }
+}
