@@ -11,6 +11,7 @@ import { useAuthentication } from './graphql/plugins/use-authentication.js';
 import { useBodyLimit } from './graphql/plugins/use-body-limit.js';
 import { useCompiledExecution } from './graphql/plugins/use-compiled-execution.js';
 import { useLimits } from './graphql/plugins/use-limits.js';
+import { useLiveSubscriptions } from './graphql/plugins/use-live-subscriptions.js';
 import { useMetrics } from './graphql/plugins/use-metrics.js';
 import { usePartialDataStatus } from './graphql/plugins/use-partial-data-status.js';
 import { usePersistedDocuments } from './graphql/plugins/use-persisted-documents.js';
@@ -20,11 +21,17 @@ import { useRequestLog } from './graphql/plugins/use-request-log.js';
 import { useRequestScope } from './graphql/plugins/use-request-scope.js';
 import { useValidationCache } from './graphql/plugins/use-validation-cache.js';
 import { buildSchema } from './graphql/schema.js';
+import { LiveHub, type LiveObserver } from './graphql/subscriptions/live-hub.js';
+import { RequestScope } from './db/request/request-scope.js';
+import type { Connections } from './db/pools/connections.js';
+import type { GraphQLSchema } from 'graphql';
+import type { Logger } from 'pino';
 import { createFastPath } from './http/fast-path.js';
 import { lifecyclesOf } from './http/request-lifecycle.js';
 import { DEFAULT_LIMITS } from './limits.js';
 import { createLogger, toYogaLogger } from './logger.js';
 import { registerPoolMetrics } from './operating/metrics/pool-metrics.js';
+import { createLiveMetrics } from './operating/metrics/live-metrics.js';
 import { createRequestMetrics } from './operating/metrics/request-metrics.js';
 import { DEFAULT_READINESS, Readiness } from './operating/readiness.js';
 import type { CreateServerOptions, PoolgraphServer, ServerContext } from './server-options.js';
@@ -99,6 +106,8 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     },
   });
 
+  const live = createLiveHub(options, schema, connections, logger, registry ? createLiveMetrics(registry) : undefined);
+
   const plugins = [
     // First, so that its line times the whole request and every response carries the id.
     requestLog,
@@ -114,6 +123,7 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     // Before the scope: the caller's claims go with the scope's every transaction.
     authentication,
     requestScope,
+    ...(live ? [useLiveSubscriptions(live)] : []),
     usePartialDataStatus(),
     useRequestErrorCode(),
     // graphql-jit where it is correct; graphql-js's executor elsewhere, which stops resolving
@@ -157,12 +167,16 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     replicaRouter: connections.replicaRouter,
     metrics: registry,
     readiness,
+    live,
     startDraining() {
       readiness.startDraining();
+      // Subscriptions end (their streams complete), so their connections can drain.
+      void live?.close();
     },
     async close() {
       readiness.startDraining();
       try {
+        await live?.close();
         await yoga.dispose();
       } finally {
         detachPoolMetrics?.();
@@ -170,4 +184,35 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
       }
     },
   };
+}
+
+/**
+ * The subscriptions' hub, when the server knows where to LISTEN: `live.listenUrl`, or the
+ * database's own URL when nothing pools transactions between (LISTEN needs a session).
+ */
+function createLiveHub(
+  options: CreateServerOptions,
+  schema: GraphQLSchema,
+  connections: Connections,
+  logger: Logger,
+  observer: LiveObserver | undefined,
+): LiveHub | undefined {
+  const database = options.database;
+  const ownUrl = database instanceof pg.Pool ? database.options.connectionString : database.pooler === 'transaction' ? undefined : database.connectionString;
+  const listenUrl = options.live?.listenUrl ?? ownUrl;
+  if (listenUrl === undefined) return undefined;
+  const scopeOptions = {
+    poolTimeoutMs: connections.poolTimeoutMs,
+    pooler: connections.pooler,
+    preparedStatements: connections.preparedStatements,
+  };
+  return new LiveHub({
+    schema,
+    listenUrl,
+    logger,
+    maxSubscriptions: options.live?.maxSubscriptions ?? 10_000,
+    queueLimit: options.live?.queueLimit ?? 256,
+    observer,
+    openScope: (claims) => new RequestScope(connections.source, { ...scopeOptions, claims }),
+  });
 }

@@ -60,6 +60,11 @@ export interface Config {
    * `AUTH_CLOCK_TOLERANCE_S`).
    */
   auth: { mode: 'jwt' | 'open'; chosen: boolean; tokens: TokenSettings };
+  /**
+   * Subscriptions: `DATABASE_LISTEN_URL`, the primary's direct URL for the one LISTEN connection
+   * (required with `DATABASE_POOLER=transaction`; otherwise `DATABASE_URL`), and `MAX_SUBSCRIPTIONS`.
+   */
+  live: { listenUrl: string | undefined; maxSubscriptions: number };
 }
 
 /** The configuration is wrong; `problems` has one line per variable, naming it and its value. */
@@ -108,6 +113,11 @@ const environment = z
       .string()
       .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
       .optional(),
+    DATABASE_LISTEN_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+    MAX_SUBSCRIPTIONS: integer(0, 1_000_000).prefault('10000'),
     DATABASE_POOLER: z.enum(['none', 'transaction'], 'must be none or transaction').prefault('none'),
     DATA_DIR: z.string().prefault('.data'),
     PORT: integer(0, 65535).prefault('4000'),
@@ -168,6 +178,14 @@ const environment = z
         message: 'must differ from PORT (leave it unset to serve /metrics on PORT)',
       });
     }
+    // LISTEN holds a session: a transaction pooler cannot give it one.
+    if (env.DATABASE_POOLER === 'transaction' && env.DATABASE_LISTEN_URL === undefined) {
+      context.addIssue({
+        code: 'custom',
+        path: ['DATABASE_LISTEN_URL'],
+        message: 'DATABASE_POOLER=transaction needs DATABASE_LISTEN_URL: a direct URL of the primary for the subscriptions\' LISTEN connection (LISTEN cannot work through PgBouncer)',
+      });
+    }
     const keys = env.AUTH_JWT_SECRET !== undefined || env.AUTH_JWKS_URL !== undefined;
     if (env.AUTH_MODE === 'jwt' && !keys) {
       context.addIssue({ code: 'custom', path: ['AUTH_MODE'], message: 'jwt needs AUTH_JWT_SECRET or AUTH_JWKS_URL to verify tokens with' });
@@ -183,7 +201,7 @@ const environment = z
   });
 
 /** Variables whose values are never printed (they may hold a password). */
-const SECRET_VARIABLES = new Set(['DATABASE_URL', 'DATABASE_REPLICA_URL', 'DATABASE_MIGRATION_URL', 'AUTH_JWT_SECRET']);
+const SECRET_VARIABLES = new Set(['DATABASE_URL', 'DATABASE_REPLICA_URL', 'DATABASE_MIGRATION_URL', 'DATABASE_LISTEN_URL', 'AUTH_JWT_SECRET']);
 
 /**
  * Reads every setting from `env` (empty values count as unset), or throws a {@link ConfigError}
@@ -238,6 +256,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logFormat: e.LOG_FORMAT,
     metrics: { enabled: e.METRICS_ENABLED, port: e.METRICS_PORT },
     readiness: { maxWaiting: e.READY_MAX_WAITING, timeoutMs: e.READY_TIMEOUT_MS },
+    live: { listenUrl: e.DATABASE_LISTEN_URL, maxSubscriptions: e.MAX_SUBSCRIPTIONS },
     auth: {
       mode: e.AUTH_MODE ?? (e.AUTH_JWT_SECRET !== undefined || e.AUTH_JWKS_URL !== undefined ? 'jwt' : 'open'),
       chosen: e.AUTH_MODE !== undefined,

@@ -44,6 +44,10 @@ export const ErrorCode = {
   AuthUnavailable: 'AUTH_UNAVAILABLE',
   /** The request's headers are over Node's limit (16 KB): HTTP 431, before any GraphQL runs. */
   RequestHeadersTooLarge: 'REQUEST_HEADERS_TOO_LARGE',
+  /** A subscriber did not read its results as fast as they came; its subscription was ended. */
+  SubscriberTooSlow: 'SUBSCRIBER_TOO_SLOW',
+  /** The server holds `MAX_SUBSCRIPTIONS` subscriptions already. */
+  TooManySubscriptions: 'TOO_MANY_SUBSCRIPTIONS',
 } as const;
 
 /** One of {@link ErrorCode}'s values. */
@@ -241,6 +245,22 @@ export class AuthUnavailableError extends PoolgraphError {
       httpStatus: 503,
       cause,
     });
+  }
+}
+
+/** A subscriber let more than `limit` results wait unread: its subscription ends with this. */
+export class SubscriberTooSlowError extends PoolgraphError {
+  readonly code = ErrorCode.SubscriberTooSlow;
+  constructor(limit: number) {
+    super(`This subscription was ended: more than ${limit} results waited unread. Subscribe again to go on.`, ErrorCode.SubscriberTooSlow);
+  }
+}
+
+/** A subscription over `MAX_SUBSCRIPTIONS` (`TOO_MANY_SUBSCRIPTIONS`, HTTP 503). */
+export class TooManySubscriptionsError extends PoolgraphError {
+  readonly code = ErrorCode.TooManySubscriptions;
+  constructor(limit: number) {
+    super(`This server serves ${limit} subscriptions already. Try again later.`, ErrorCode.TooManySubscriptions, { httpStatus: 503 });
   }
 }
 

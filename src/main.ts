@@ -13,6 +13,7 @@ import { waitForDatabase } from './db/setup/wait-for-database.js';
 import { warmUpPool } from './db/pools/pool.js';
 import { DEFAULT_SEED_SIZE, isEmpty, seed } from './db/setup/seed.js';
 import { createDrainableHttpServer } from './http/http-server.js';
+import { attachGraphqlWs } from './graphql/subscriptions/websocket.js';
 import { createLogger, resolveLogFormat } from './logger.js';
 import { createMetricsListener } from './operating/metrics/metrics-listener.js';
 import { readPersistedDocumentsManifest } from './graphql/persisted-documents-manifest.js';
@@ -57,10 +58,13 @@ async function main(): Promise<void> {
       metrics: { enabled: config.metrics.enabled, endpoint: config.metrics.port === undefined ? '/metrics' : false },
       readiness: config.readiness,
       auth: { mode: config.auth.mode, tokens: config.auth.tokens },
+      live: { listenUrl: config.live.listenUrl, maxSubscriptions: config.live.maxSubscriptions },
     });
     // CPU, memory, event-loop delay, GC: about this process, so added here rather than by createServer.
     if (server.metrics) collectDefaultMetrics({ register: server.metrics });
     const http = createDrainableHttpServer(server.requestListener);
+    // graphql-ws on the same port and path; SSE is served by graphql-yoga itself.
+    const webSockets = server.live ? attachGraphqlWs(http.server, server.yoga) : undefined;
     const metricsHttp =
       server.metrics && config.metrics.port !== undefined
         ? createDrainableHttpServer(createMetricsListener(server.metrics))
@@ -115,6 +119,8 @@ async function main(): Promise<void> {
       logger.info({ signal }, 'shutting down: finishing requests in flight');
       // /ready answers 503 from now on (on connections still open), so balancers stop sending.
       server.startDraining();
+      // Subscriptions have completed (startDraining); their sockets close now.
+      await webSockets?.close();
       const draining = http.drain(config.shutdownTimeoutMs);
       const stopWaiting = shutdown.onRepeat(draining.cut);
       await draining.done;
@@ -123,6 +129,7 @@ async function main(): Promise<void> {
       await metricsHttp?.drain(0).done;
     } finally {
       // Already closed after a drain; closing a server that is not listening does nothing.
+      await webSockets?.close();
       http.server.close();
       metricsHttp?.server.close();
       await server.close();

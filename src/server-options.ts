@@ -11,6 +11,7 @@ import type { RequestContext } from './graphql/context.js';
 import type { AuthMode } from './graphql/plugins/use-authentication.js';
 import type { PersistedDocumentsOptions } from './graphql/plugins/use-persisted-documents.js';
 import type { SchemaExtension } from './graphql/schema.js';
+import type { LiveHub } from './graphql/subscriptions/live-hub.js';
 import type { FastPathListener } from './http/fast-path.js';
 import type { Limits } from './limits.js';
 import type { Readiness, ReadinessOptions } from './operating/readiness.js';
@@ -89,10 +90,19 @@ export interface CreateServerOptions {
    * @default `jwt` when `tokens` has a secret or a JWKS URL, else `open`
    */
   auth?: { mode?: AuthMode; tokens?: TokenSettings };
+  /**
+   * Subscriptions (schema.graphql's `type Subscription`): `listenUrl`, the primary's direct URL for
+   * the one LISTEN connection (required behind a transaction pooler, where LISTEN cannot work;
+   * otherwise the database's own URL); `maxSubscriptions` (`MAX_SUBSCRIPTIONS`); `queueLimit`,
+   * results a subscriber may leave unread before it is ended. @default the database's URL, 10000, 256
+   */
+  live?: { listenUrl?: string | undefined; maxSubscriptions?: number; queueLimit?: number };
 }
 
 /** What `createServer` (src/app.ts) returns. */
 export interface PoolgraphServer {
+  /** The subscriptions' hub, when the server can listen (see `CreateServerOptions.live`). */
+  live: LiveHub | undefined;
   /**
    * What to mount on a Node HTTP server (`http.createServer(server.requestListener)`): the fast
    * path for JSON POSTs of one operation, graphql-yoga for every other request.

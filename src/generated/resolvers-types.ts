@@ -180,6 +180,47 @@ export type QueryItemsArgs = {
   minNumber?: InputMaybe<Scalars['Int']['input']>;
 };
 
+/**
+ * Live updates: each change to items, pushed as it commits, in the order the changes were made.
+ * Served over GraphQL over SSE (`Accept: text/event-stream` on this endpoint) and over WebSocket
+ * (`graphql-transport-ws`, graphql-ws) on the same path. Nothing is lost when the server's
+ * connection to the database drops meanwhile; a subscriber that does not read its results as fast
+ * as they come is ended with `SUBSCRIBER_TOO_SLOW`.
+ */
+export type Subscription = {
+  __typename?: 'Subscription';
+  /** Every new item, or only those created in one category. */
+  itemCreated: Item;
+  /** The id of each item deleted. */
+  itemDeleted: Scalars['ID']['output'];
+  /** Every change to an item, or only to one item. */
+  itemUpdated: Item;
+};
+
+
+/**
+ * Live updates: each change to items, pushed as it commits, in the order the changes were made.
+ * Served over GraphQL over SSE (`Accept: text/event-stream` on this endpoint) and over WebSocket
+ * (`graphql-transport-ws`, graphql-ws) on the same path. Nothing is lost when the server's
+ * connection to the database drops meanwhile; a subscriber that does not read its results as fast
+ * as they come is ended with `SUBSCRIBER_TOO_SLOW`.
+ */
+export type SubscriptionItemCreatedArgs = {
+  categoryId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+
+/**
+ * Live updates: each change to items, pushed as it commits, in the order the changes were made.
+ * Served over GraphQL over SSE (`Accept: text/event-stream` on this endpoint) and over WebSocket
+ * (`graphql-transport-ws`, graphql-ws) on the same path. Nothing is lost when the server's
+ * connection to the database drops meanwhile; a subscriber that does not read its results as fast
+ * as they come is ended with `SUBSCRIBER_TOO_SLOW`.
+ */
+export type SubscriptionItemUpdatedArgs = {
+  id?: InputMaybe<Scalars['ID']['input']>;
+};
+
 /** The values to change on an item; omitted fields keep their value. */
 export type UpdateItemInput = {
   /** The new category; null removes the item from its category. */
@@ -298,6 +339,7 @@ export type ResolversTypes = {
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   UpdateItemInput: UpdateItemInput;
 };
 
@@ -313,6 +355,7 @@ export type ResolversParentTypes = {
   Mutation: Record<PropertyKey, never>;
   Boolean: Scalars['Boolean']['output'];
   Query: Record<PropertyKey, never>;
+  Subscription: Record<PropertyKey, never>;
   UpdateItemInput: UpdateItemInput;
 };
 
@@ -351,11 +394,18 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   items?: Resolver<Array<ResolversTypes['Item']>, ParentType, ContextType, RequireFields<QueryItemsArgs, 'first'>>;
 };
 
+export type SubscriptionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
+  itemCreated?: SubscriptionResolver<ResolversTypes['Item'], "itemCreated", ParentType, ContextType, Partial<SubscriptionItemCreatedArgs>>;
+  itemDeleted?: SubscriptionResolver<ResolversTypes['ID'], "itemDeleted", ParentType, ContextType>;
+  itemUpdated?: SubscriptionResolver<ResolversTypes['Item'], "itemUpdated", ParentType, ContextType, Partial<SubscriptionItemUpdatedArgs>>;
+};
+
 export type Resolvers<ContextType = RequestContext> = {
   Category?: CategoryResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
   Item?: ItemResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  Subscription?: SubscriptionResolvers<ContextType>;
 };
 

@@ -26,7 +26,7 @@ describe('configuration from the environment', () => {
     const config = loadConfig({
       POOL_SIZE: '2', POOL_MAX_OVERFLOW: '3', POOL_TIMEOUT_MS: '100', POOL_IDLE_TIMEOUT_MS: '200',
       POOL_RECYCLE_S: '0', STATEMENT_TIMEOUT_MS: '50', PORT: '0', DATABASE_URL: 'postgres://u:p@h/d',
-      IDLE_IN_TRANSACTION_TIMEOUT_MS: '70', DATABASE_POOLER: 'transaction',
+      IDLE_IN_TRANSACTION_TIMEOUT_MS: '70', DATABASE_POOLER: 'transaction', DATABASE_LISTEN_URL: 'postgres://u:p@h/d',
     });
     expect(config.pool).toEqual({
       size: 2, maxOverflow: 3, timeoutMs: 100, idleTimeoutMs: 200, recycleSeconds: 0, statementTimeoutMs: 50,

@@ -4,6 +4,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { type CreateServerOptions, createServer, type PoolgraphServer } from '../../src/app.js';
 import type { PoolSettings } from '../../src/db/pools/pool.js';
 import { createDrainableHttpServer } from '../../src/http/http-server.js';
+import { attachGraphqlWs } from '../../src/graphql/subscriptions/websocket.js';
 import type { RequestScopeStats } from '../../src/db/request/request-scope.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { resolverRuns, testSchemaExtension } from './test-schema.js';
@@ -69,6 +70,7 @@ export async function startTestServer(
   });
   // The server npm start runs (createDrainableHttpServer), so its answers to bad requests count too.
   const { server: http } = createDrainableHttpServer(server.requestListener);
+  const webSockets = server.live ? attachGraphqlWs(http, server.yoga) : undefined;
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/graphql`;
 
@@ -99,6 +101,7 @@ export async function startTestServer(
       };
     },
     async close() {
+      await webSockets?.close();
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       await server.close();

@@ -88,6 +88,7 @@ beforeAll(async () => {
         env: {
           DATABASE_URL: pgbouncer.url,
           DATABASE_POOLER: 'transaction',
+          DATABASE_LISTEN_URL: primary.url,
           POOL_SIZE: '4',
           POOL_MAX_OVERFLOW: '0',
           POOL_TIMEOUT_MS: '10000',

@@ -121,6 +121,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
           ...DEFAULT_INSTANCE_ENV,
           DATABASE_URL: pgbouncer.url,
           DATABASE_POOLER: 'transaction',
+          DATABASE_LISTEN_URL: primary.url,
           DATABASE_REPLICA_URL: replica.url,
           ...options.instanceEnv,
         },

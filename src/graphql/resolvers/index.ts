@@ -4,6 +4,7 @@ import { Category } from './category.js';
 import { Item } from './item.js';
 import { Mutation } from './mutation.js';
 import { Query } from './query.js';
+import { Subscription } from './subscription.js';
 
 /**
  * Every resolver of `schema.graphql`, typed by the generated `Resolvers`. DateTime is
@@ -14,6 +15,7 @@ export const resolvers: Resolvers = {
   DateTime: DateTimeResolver,
   Query,
   Mutation,
+  Subscription,
   Item,
   Category,
 };

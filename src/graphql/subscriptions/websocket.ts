@@ -1,0 +1,92 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { ExecutionArgs } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import type { YogaServerInstance } from 'graphql-yoga';
+import { WebSocketServer } from 'ws';
+
+/** What {@link attachGraphqlWs} returns. */
+export interface GraphqlWsServer {
+  /** Closes every socket and stops taking upgrades; the same promise on every call. */
+  close(): Promise<void>;
+}
+
+/** The `execute`/`subscribe` envelop gives each operation, carried to graphql-ws as its root value. */
+interface Enveloped {
+  execute(args: ExecutionArgs): unknown;
+  subscribe(args: ExecutionArgs): unknown;
+}
+
+/**
+ * Serves graphql-ws (subprotocol `graphql-transport-ws`) on `server`, on the GraphQL endpoint's
+ * path and port, the way graphql-yoga documents it: each operation goes through yoga's envelop
+ * (parse, validation, limits, persisted documents, the caller's identity, the live hub), as a
+ * request over HTTP does. A browser cannot set headers on a WebSocket, so the token may also come
+ * as the connection's `connectionParams.authorization` (`Bearer …`); the upgrade request's own
+ * `Authorization` header is used otherwise.
+ */
+export function attachGraphqlWs<ServerContext extends object, UserContext extends object>(
+  server: Server,
+  yoga: Pick<YogaServerInstance<ServerContext, UserContext>, 'graphqlEndpoint' | 'getEnveloped'>,
+): GraphqlWsServer {
+  // Upgrades are taken from the server's 'upgrade' event (noServer): attached to the HTTP server
+  // itself, ws would re-emit the server's own errors (a port in use) as its own.
+  const webSockets = new WebSocketServer({ noServer: true });
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (new URL(request.url ?? '/', 'http://localhost').pathname !== yoga.graphqlEndpoint) {
+      socket.destroy();
+      return;
+    }
+    webSockets.handleUpgrade(request, socket, head, (webSocket) => webSockets.emit('connection', webSocket, request));
+  };
+  server.on('upgrade', onUpgrade);
+  const disposable = useServer(
+    {
+      execute: (args) => (args.rootValue as Enveloped).execute(args) as never,
+      subscribe: (args) => (args.rootValue as Enveloped).subscribe(args) as never,
+      onSubscribe: async (context, _id, payload) => {
+        const headers = new Headers();
+        for (const [name, value] of Object.entries(context.extra.request.headers)) {
+          if (typeof value === 'string') headers.set(name, value);
+        }
+        const fromParams = context.connectionParams?.['authorization'] ?? context.connectionParams?.['Authorization'];
+        if (typeof fromParams === 'string') headers.set('authorization', fromParams);
+        const request = new Request(`http://localhost${yoga.graphqlEndpoint}`, { method: 'POST', headers });
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          request,
+          params: payload,
+          liveTransport: 'websocket',
+        } as unknown as Parameters<typeof yoga.getEnveloped>[0]);
+        let document;
+        try {
+          document = parse(payload.query);
+        } catch (error) {
+          return [error as never];
+        }
+        const errors = validate(schema, document);
+        if (errors.length > 0) return errors;
+        return {
+          schema,
+          document,
+          operationName: payload.operationName ?? null,
+          variableValues: payload.variables ?? null,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        };
+      },
+    },
+    webSockets,
+  );
+  let closed: Promise<void> | undefined;
+  return {
+    close() {
+      closed ??= (async () => {
+        server.off('upgrade', onUpgrade);
+        for (const socket of webSockets.clients) socket.close(1001, 'the server is shutting down');
+        await disposable.dispose();
+        await new Promise<void>((resolve) => webSockets.close(() => resolve()));
+      })();
+      return closed;
+    },
+  };
+}
