@@ -4,6 +4,7 @@ import { createYoga } from 'graphql-yoga';
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { createTokenVerifier } from './auth/token-verifier.js';
+import { startOutboxRetention } from './db/events/outbox-retention.js';
 import { openConnections } from './db/pools/connections.js';
 import { maskErrorKeepingCause } from './errors.js';
 import type { RequestContext } from './graphql/context.js';
@@ -107,6 +108,16 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
   });
 
   const live = createLiveHub(options, schema, connections, logger, registry ? createLiveMetrics(registry) : undefined);
+  // Events are written whether anyone subscribes or not: the outbox is swept whenever the server
+  // runs on a pool of its own (a host lending its pool sweeps it itself).
+  const stopRetention =
+    options.database instanceof pg.Pool
+      ? undefined
+      : startOutboxRetention(pool, {
+          retentionS: options.live?.retentionS ?? 300,
+          logger,
+          ...(options.live?.retentionIntervalMs === undefined ? {} : { intervalMs: options.live.retentionIntervalMs }),
+        });
 
   const plugins = [
     // First, so that its line times the whole request and every response carries the id.
@@ -175,6 +186,7 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     },
     async close() {
       readiness.startDraining();
+      stopRetention?.();
       try {
         await live?.close();
         await yoga.dispose();

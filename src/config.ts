@@ -62,9 +62,10 @@ export interface Config {
   auth: { mode: 'jwt' | 'open'; chosen: boolean; tokens: TokenSettings };
   /**
    * Subscriptions: `DATABASE_LISTEN_URL`, the primary's direct URL for the one LISTEN connection
-   * (required with `DATABASE_POOLER=transaction`; otherwise `DATABASE_URL`), and `MAX_SUBSCRIPTIONS`.
+   * (required with `DATABASE_POOLER=transaction`; otherwise `DATABASE_URL`), `MAX_SUBSCRIPTIONS`
+   * and `SUBSCRIPTION_RETENTION_S` (how long the outbox keeps events).
    */
-  live: { listenUrl: string | undefined; maxSubscriptions: number };
+  live: { listenUrl: string | undefined; maxSubscriptions: number; retentionS: number };
 }
 
 /** The configuration is wrong; `problems` has one line per variable, naming it and its value. */
@@ -118,6 +119,7 @@ const environment = z
       .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
       .optional(),
     MAX_SUBSCRIPTIONS: integer(0, 1_000_000).prefault('10000'),
+    SUBSCRIPTION_RETENTION_S: integer(1, 86_400 * 30).prefault('300'),
     DATABASE_POOLER: z.enum(['none', 'transaction'], 'must be none or transaction').prefault('none'),
     DATA_DIR: z.string().prefault('.data'),
     PORT: integer(0, 65535).prefault('4000'),
@@ -256,7 +258,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logFormat: e.LOG_FORMAT,
     metrics: { enabled: e.METRICS_ENABLED, port: e.METRICS_PORT },
     readiness: { maxWaiting: e.READY_MAX_WAITING, timeoutMs: e.READY_TIMEOUT_MS },
-    live: { listenUrl: e.DATABASE_LISTEN_URL, maxSubscriptions: e.MAX_SUBSCRIPTIONS },
+    live: { listenUrl: e.DATABASE_LISTEN_URL, maxSubscriptions: e.MAX_SUBSCRIPTIONS, retentionS: e.SUBSCRIPTION_RETENTION_S },
     auth: {
       mode: e.AUTH_MODE ?? (e.AUTH_JWT_SECRET !== undefined || e.AUTH_JWKS_URL !== undefined ? 'jwt' : 'open'),
       chosen: e.AUTH_MODE !== undefined,

@@ -58,7 +58,7 @@ async function main(): Promise<void> {
       metrics: { enabled: config.metrics.enabled, endpoint: config.metrics.port === undefined ? '/metrics' : false },
       readiness: config.readiness,
       auth: { mode: config.auth.mode, tokens: config.auth.tokens },
-      live: { listenUrl: config.live.listenUrl, maxSubscriptions: config.live.maxSubscriptions },
+      live: { listenUrl: config.live.listenUrl, maxSubscriptions: config.live.maxSubscriptions, retentionS: config.live.retentionS },
     });
     // CPU, memory, event-loop delay, GC: about this process, so added here rather than by createServer.
     if (server.metrics) collectDefaultMetrics({ register: server.metrics });
@@ -79,9 +79,13 @@ async function main(): Promise<void> {
         await warmUpPool(server.replicaPool, config.pool.size).catch((error: unknown) => server.replicaRouter?.markDown(error));
       }
       const max = config.pool.size + config.pool.maxOverflow;
+      // Subscriptions' one LISTEN connection counts too: beside the primary's pool, or on its own
+      // URL when it bypasses a pooler (DATABASE_LISTEN_URL).
+      const listenUrl = server.live ? (config.live.listenUrl ?? database.url) : undefined;
       await checkConnectionBudget(
         [
-          { name: 'primary', max, url: database.url, open: server.pool.totalCount },
+          { name: 'primary', max: max + (listenUrl === database.url ? 1 : 0), url: database.url, open: server.pool.totalCount },
+          ...(listenUrl !== undefined && listenUrl !== database.url ? [{ name: 'listener', max: 1, url: listenUrl }] : []),
           ...(server.replicaPool && config.replicaUrl
             ? [{ name: 'replica', max, url: config.replicaUrl, open: server.replicaPool.totalCount }]
             : []),

@@ -94,9 +94,18 @@ export interface CreateServerOptions {
    * Subscriptions (schema.graphql's `type Subscription`): `listenUrl`, the primary's direct URL for
    * the one LISTEN connection (required behind a transaction pooler, where LISTEN cannot work;
    * otherwise the database's own URL); `maxSubscriptions` (`MAX_SUBSCRIPTIONS`); `queueLimit`,
-   * results a subscriber may leave unread before it is ended. @default the database's URL, 10000, 256
+   * results a subscriber may leave unread before it is ended; `retentionS` (`SUBSCRIPTION_RETENTION_S`)
+   * and `retentionIntervalMs`: how long the outbox keeps events, and how often it is swept (only
+   * where the server creates its pool). @default the database's URL, 10000, 256, 300 s, half the
+   * retention up to 60 s
    */
-  live?: { listenUrl?: string | undefined; maxSubscriptions?: number; queueLimit?: number };
+  live?: {
+    listenUrl?: string | undefined;
+    maxSubscriptions?: number;
+    queueLimit?: number;
+    retentionS?: number;
+    retentionIntervalMs?: number;
+  };
 }
 
 /** What `createServer` (src/app.ts) returns. */

@@ -47,7 +47,7 @@ export interface TestServer {
 /** `createServer` options a test may set (the logger defaults to a silent one). */
 export type TestServerOptions = Pick<
   CreateServerOptions,
-  'persistedDocuments' | 'batchLimit' | 'metrics' | 'readiness' | 'logger' | 'fastPath' | 'auth'
+  'persistedDocuments' | 'batchLimit' | 'metrics' | 'readiness' | 'logger' | 'fastPath' | 'auth' | 'live'
 >;
 
 /** Starts `createServer` (with the test-only fields) on a real HTTP socket. */

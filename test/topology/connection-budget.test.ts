@@ -85,7 +85,8 @@ describe('the connection budget npm start logs', () => {
   it('warns, naming the numbers, when the pool may open more connections than PostgreSQL has left, and still serves', { timeout: 90_000 }, async () => {
     const overflow = server.maxConnections + 10;
     expect(overflow, 'POOL_MAX_OVERFLOW allows at most 1000').toBeLessThanOrEqual(1000);
-    const poolMax = 1 + overflow;
+    // The pool's POOL_SIZE + POOL_MAX_OVERFLOW, and the subscriptions' one LISTEN connection.
+    const poolMax = 1 + overflow + 1;
     const run = npmStart(undefined, {
       DATABASE_URL: database.url,
       POOL_SIZE: '1',
@@ -128,10 +129,11 @@ describe('the connection budget npm start logs', () => {
     const [line] = lines;
     if (!line) throw new Error('unreachable');
     expect(line.level).toBe(INFO);
-    const { inUse, available } = expectServerNumbers(line, 2);
-    expect(available).toBeGreaterThanOrEqual(2);
+    // POOL_SIZE + POOL_MAX_OVERFLOW = 2, and the subscriptions' LISTEN connection.
+    const { inUse, available } = expectServerNumbers(line, 3);
+    expect(available).toBeGreaterThanOrEqual(3);
     expect(line.msg).toBe(
-      `connection budget: pool primary may open 2 connections; PostgreSQL allows ${server.maxConnections}, ` +
+      `connection budget: pool primary may open 3 connections; PostgreSQL allows ${server.maxConnections}, ` +
         `reserves ${server.reserved} and ${inUse} are in use by others: ${available} left`,
     );
     expect(run.stdout).not.toMatch(/"level":40[^\n]*may open/);
