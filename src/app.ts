@@ -151,7 +151,9 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     maxRequestBodySize: false,
     // Parsed documents stay cached by graphql-yoga; validation results by useValidationCache.
     parserAndValidationCache: { validationCache: false },
-    graphiql: { title: 'poolgraph', defaultQuery: GRAPHIQL_DEFAULT_QUERY },
+    // POST: GraphiQL's subscriptions (SSE) are then preflighted JSON requests, which CSRF
+    // prevention lets through, as it does its queries.
+    graphiql: { title: 'poolgraph', defaultQuery: GRAPHIQL_DEFAULT_QUERY, method: 'POST' },
     // GraphiQL's page and assets from npm (inlined), not from a CDN: it works offline.
     renderGraphiQL,
     landingPage: false,

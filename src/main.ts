@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     if (server.metrics) collectDefaultMetrics({ register: server.metrics });
     const http = createDrainableHttpServer(server.requestListener);
     // graphql-ws on the same port and path; SSE is served by graphql-yoga itself.
-    const webSockets = server.live ? attachGraphqlWs(http.server, server.yoga) : undefined;
+    const webSockets = server.live ? attachGraphqlWs(http.server, server.yoga, persistedDocuments) : undefined;
     const metricsHttp =
       server.metrics && config.metrics.port !== undefined
         ? createDrainableHttpServer(createMetricsListener(server.metrics))

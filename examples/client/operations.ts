@@ -38,3 +38,17 @@ export const CreateItemMutation = graphql(/* GraphQL */ `
     }
   }
 `);
+
+/** A subscription: every new item, pushed as it is created (GraphQL over SSE). */
+export const ItemCreatedSubscription = graphql(/* GraphQL */ `
+  subscription ItemCreated {
+    itemCreated {
+      id
+      number
+      label
+      category {
+        name
+      }
+    }
+  }
+`);

@@ -1,10 +1,13 @@
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createGatewayRuntime, type GatewayRuntime } from '@graphql-hive/gateway-runtime';
 import { composeServices } from '@theguild/federation-composition';
 import { parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { usePostgresStatements } from '../support/postgres-statements.js';
 import { reviewsOf, REVIEWS_SDL, startReviewsSubgraph } from '../support/reviews-subgraph.js';
-import { type TestEnvironment, useTestEnvironment } from '../support/server.js';
+import { eventually, type TestEnvironment, useTestEnvironment } from '../support/server.js';
+import { subscribeSse } from '../support/sse.js';
 import { bearer, TEST_TOKENS, tokenFor } from '../support/tokens.js';
 
 const t = useTestEnvironment();
@@ -93,6 +96,110 @@ describe('poolgraph behind a federation gateway', () => {
     expect(seen.total, `statements PostgreSQL ran:\n${seen.listing}`).toBe(2);
     expect(seen.calls(/\bfrom "items"/), seen.listing).toBe(1);
     expect(seen.calls(/\bfrom "categories"/), seen.listing).toBe(1);
+  });
+});
+
+describe('a subscription through the gateway', () => {
+  let streaming: GatewayRuntime;
+  let served: Awaited<ReturnType<typeof onSocket>>;
+
+  /** Serves `runtime` on a real socket (127.0.0.1, a free port). */
+  async function onSocket(runtime: GatewayRuntime): Promise<{ url: string; close(): Promise<void> }> {
+    const http = createHttpServer(runtime);
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    return {
+      url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/graphql`,
+      async close() {
+        http.closeAllConnections();
+        await new Promise<void>((resolve) => http.close(() => resolve()));
+      },
+    };
+  }
+
+  beforeAll(async () => {
+    // Hive Gateway's HTTP transport (@graphql-mesh/transport-http) subscribes to a subgraph over
+    // GraphQL over SSE, by GET unless told otherwise; poolgraph's CSRF prevention refuses a GET
+    // without a CSRF header (see the next test), so the gateway is told to POST (JSON) to poolgraph.
+    streaming = createGatewayRuntime({
+      supergraph: await supergraphOf(t),
+      logging: false,
+      maskedErrors: false,
+      transportEntries: { poolgraph: { options: { method: 'POST' } } },
+    });
+    // On a real socket: its clients subscribe over GraphQL over SSE (Accept: text/event-stream).
+    served = await onSocket(streaming);
+  });
+
+  afterAll(async () => {
+    await served?.close();
+    await streaming?.[Symbol.asyncDispose]();
+  });
+
+  /** poolgraph's listener connections (LISTEN), as PostgreSQL sees them. */
+  async function listeners(): Promise<number> {
+    const [row] = await t.database.query<{ count: number }>(
+      "select count(*)::int as count from pg_stat_activity where datname = current_database() and application_name = 'poolgraph-listener'",
+    );
+    return row?.count ?? -1;
+  }
+
+  it("delivers poolgraph's itemCreated to the gateway's SSE clients, with the reviews subgraph's fields, on one listener connection", async () => {
+    const withReviews = await subscribeSse(served.url, 'subscription { itemCreated { id number reviews { stars } } }');
+    const inTwo = await subscribeSse(served.url, 'subscription { itemCreated(categoryId: "2") { id label } }');
+    try {
+      expect(withReviews.status).toBe(200);
+      expect(inTwo.status).toBe(200);
+      // Each client's subscription is one subscription on poolgraph; they share its one listener,
+      // whose start places its cursor: the items created from then on are delivered.
+      const live = t.server.server.live;
+      expect(
+        await eventually(() => live?.size === 2 && live.listenerPid !== undefined),
+        `poolgraph serves ${t.server.server.live?.size} subscriptions; the clients got ${JSON.stringify([withReviews.results, inTwo.results])}`,
+      ).toBe(true);
+      expect(await listeners()).toBe(1);
+
+      const created: string[] = [];
+      for (const categoryId of ['1', '2']) {
+        const { body } = await t.server.graphql(
+          `mutation { createItem(input: { number: 42, label: "via the gateway ${categoryId}", categoryId: "${categoryId}" }) { id } }`,
+        );
+        expect(body.errors).toBeUndefined();
+        created.push((body.data?.['createItem'] as { id: string }).id);
+      }
+      expect(await eventually(() => withReviews.results.length >= 2 && inTwo.results.length >= 1)).toBe(true);
+      // The gateway asked the reviews subgraph for each event's reviews.
+      expect(withReviews.results).toEqual(
+        created.map((id) => ({ data: { itemCreated: { id, number: 42, reviews: reviewsOf(id).map(({ stars }) => ({ stars })) } } })),
+      );
+      expect(inTwo.results).toEqual([{ data: { itemCreated: { id: created[1], label: 'via the gateway 2' } } }]);
+      expect(await listeners()).toBe(1);
+    } finally {
+      withReviews.close();
+      inTwo.close();
+    }
+    // The clients gone, the gateway leaves its subscriptions on poolgraph, and poolgraph its listener.
+    expect(await eventually(() => t.server.server.live?.size === 0), `poolgraph still serves ${t.server.server.live?.size}`).toBe(true);
+    expect(await eventually(async () => (await listeners()) === 0)).toBe(true);
+  });
+
+  it("is refused by poolgraph's CSRF prevention when the gateway subscribes by GET, its default: the client is told, nothing listens", async () => {
+    // The file's first gateway, configured with no transport options.
+    const plain = await onSocket(gateway);
+    const byGet = await subscribeSse(plain.url, 'subscription { itemDeleted }');
+    try {
+      expect(await eventually(() => byGet.completed)).toBe(true);
+      expect(byGet.results).toEqual([
+        {
+          data: null,
+          errors: [{ message: 'Required CSRF header(s) not present', path: ['itemDeleted'], extensions: { code: 'DOWNSTREAM_SERVICE_ERROR', serviceName: 'poolgraph' } }],
+        },
+      ]);
+      expect(t.server.server.live?.size).toBe(0);
+      expect(await listeners()).toBe(0);
+    } finally {
+      byGet.close();
+      await plain.close();
+    }
   });
 });
 

@@ -70,7 +70,7 @@ export async function startTestServer(
   });
   // The server npm start runs (createDrainableHttpServer), so its answers to bad requests count too.
   const { server: http } = createDrainableHttpServer(server.requestListener);
-  const webSockets = server.live ? attachGraphqlWs(http, server.yoga) : undefined;
+  const webSockets = server.live ? attachGraphqlWs(http, server.yoga, options.persistedDocuments) : undefined;
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/graphql`;
 

@@ -18,11 +18,13 @@ type Documents = {
     "\n  query ItemNumbers {\n    items {\n      number\n    }\n  }\n": typeof types.ItemNumbersDocument,
     "\n  query CategoriesWithItems($first: Int!, $itemsPerCategory: Int!) {\n    categories(first: $first) {\n      id\n      name\n      itemCount\n      items(first: $itemsPerCategory) {\n        id\n        number\n        label\n      }\n    }\n  }\n": typeof types.CategoriesWithItemsDocument,
     "\n  mutation CreateItem($input: CreateItemInput!) {\n    createItem(input: $input) {\n      id\n      number\n      label\n      category {\n        name\n      }\n    }\n  }\n": typeof types.CreateItemDocument,
+    "\n  subscription ItemCreated {\n    itemCreated {\n      id\n      number\n      label\n      category {\n        name\n      }\n    }\n  }\n": typeof types.ItemCreatedDocument,
 };
 const documents: Documents = {
     "\n  query ItemNumbers {\n    items {\n      number\n    }\n  }\n": types.ItemNumbersDocument,
     "\n  query CategoriesWithItems($first: Int!, $itemsPerCategory: Int!) {\n    categories(first: $first) {\n      id\n      name\n      itemCount\n      items(first: $itemsPerCategory) {\n        id\n        number\n        label\n      }\n    }\n  }\n": types.CategoriesWithItemsDocument,
     "\n  mutation CreateItem($input: CreateItemInput!) {\n    createItem(input: $input) {\n      id\n      number\n      label\n      category {\n        name\n      }\n    }\n  }\n": types.CreateItemDocument,
+    "\n  subscription ItemCreated {\n    itemCreated {\n      id\n      number\n      label\n      category {\n        name\n      }\n    }\n  }\n": types.ItemCreatedDocument,
 };
 
 /**
@@ -37,6 +39,10 @@ export function graphql(source: "\n  query CategoriesWithItems($first: Int!, $it
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  mutation CreateItem($input: CreateItemInput!) {\n    createItem(input: $input) {\n      id\n      number\n      label\n      category {\n        name\n      }\n    }\n  }\n"): typeof import('./graphql.js').CreateItemDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  subscription ItemCreated {\n    itemCreated {\n      id\n      number\n      label\n      category {\n        name\n      }\n    }\n  }\n"): typeof import('./graphql.js').ItemCreatedDocument;
 
 
 export function graphql(source: string) {

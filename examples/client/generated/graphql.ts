@@ -34,6 +34,11 @@ export type CreateItemMutationVariables = Exact<{
 
 export type CreateItemMutation = { createItem: { id: string, number: number, label: string, category: { name: string } | null } };
 
+export type ItemCreatedSubscriptionVariables = Exact<{ [key: string]: never; }>;
+
+
+export type ItemCreatedSubscription = { itemCreated: { id: string, number: number, label: string, category: { name: string } | null } };
+
 export class TypedDocumentString<TResult, TVariables>
   extends String
   implements DocumentTypeDecoration<TResult, TVariables>
@@ -86,3 +91,15 @@ export const CreateItemDocument = new TypedDocumentString(`
   }
 }
     `, {"hash":"sha256:9ecaed456a3759ee15ad8b68e001a85ab97af77772ddbc89648f52b16f7a35b0"}) as unknown as TypedDocumentString<CreateItemMutation, CreateItemMutationVariables>;
+export const ItemCreatedDocument = new TypedDocumentString(`
+    subscription ItemCreated {
+  itemCreated {
+    id
+    number
+    label
+    category {
+      name
+    }
+  }
+}
+    `, {"hash":"sha256:6319e5c7962ab40fcd9e72278ba0449cff7b1704742bfbd50917d58fa4a4487f"}) as unknown as TypedDocumentString<ItemCreatedSubscription, ItemCreatedSubscriptionVariables>;

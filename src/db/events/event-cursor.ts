@@ -55,6 +55,15 @@ export class EventCursor {
     return this.#last;
   }
 
+  /**
+   * Goes back to `last` (an earlier {@link after}): what was to be delivered since could not be,
+   * and is read and delivered again.
+   */
+  rewind(last: bigint): void {
+    this.#last = last;
+    this.#gapHorizon = undefined;
+  }
+
   /** Takes one read and returns what to deliver from it. */
   advance(read: EventRead): Advance {
     const deliver: ItemEvent[] = [];

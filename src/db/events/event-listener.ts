@@ -11,12 +11,18 @@ export const LISTENER_APPLICATION_NAME = 'poolgraph-listener';
 /** Events read per statement; a longer backlog is read in several, one after the other. */
 const READ_LIMIT = 1000;
 
+/** How soon a read that failed on a live connection is tried again. */
+const READ_RETRY_MS = 1_000;
+
 /** Options of {@link EventListener}. */
 export interface EventListenerOptions {
   /** A direct connection to the primary: LISTEN does not work through a transaction pooler. */
   connectionString: string;
   logger: Logger;
-  /** Receives each batch of events, in id order; the next read waits for it to settle. */
+  /**
+   * Receives each batch of events, in id order; the next read waits for it to settle. Throwing
+   * means none of them was delivered: they are read and given again after a while.
+   */
   onEvents(events: ItemEvent[]): void | Promise<void>;
   /** How soon to read again while waiting at a gap a running transaction may fill. @default 20 */
   gapRetryMs?: number;
@@ -61,8 +67,7 @@ export class EventListener {
   #gapTimer: NodeJS.Timeout | undefined;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #reconnectDelayMs: number;
-  /** Reconnections since start (a metric and the log say each one). */
-  reconnects = 0;
+  #reconnects = 0;
 
   constructor(options: EventListenerOptions) {
     this.#options = options;
@@ -72,6 +77,11 @@ export class EventListener {
   /** Connects, LISTENs and places the cursor after the newest event: later ones are delivered. */
   async start(): Promise<void> {
     await this.#connect();
+  }
+
+  /** Reconnections since start (the log says each one). */
+  get reconnects(): number {
+    return this.#reconnects;
   }
 
   /** The backend of the current connection (tests kill it), or undefined while reconnecting. */
@@ -99,8 +109,8 @@ export class EventListener {
     client.on('error', (error) => this.#lost(client, error));
     client.on('end', () => this.#lost(client, new Error('the listener connection closed')));
     client.on('notification', () => this.#read());
-    await client.connect();
     try {
+      await client.connect();
       await client.query(`listen ${ITEM_EVENTS_CHANNEL}`);
       if (!this.#cursor) {
         const { rows } = await client.query<{ last: string }>('select coalesce(max(id), 0)::text as last from item_events');
@@ -109,6 +119,11 @@ export class EventListener {
     } catch (error) {
       await client.end().catch(() => undefined);
       throw error;
+    }
+    // Stopped while this connection was being made (a reconnect in flight): it is not kept.
+    if (this.#stopped) {
+      await client.end().catch(() => undefined);
+      return;
     }
     this.#client = client;
     this.#reconnectDelayMs = this.#options.reconnectDelayMs ?? 100;
@@ -120,7 +135,7 @@ export class EventListener {
     if (this.#client !== client || this.#stopped) return;
     this.#client = undefined;
     client.end().catch(() => undefined);
-    this.#options.logger.warn({ err: error, reconnects: this.reconnects }, 'the live-update listener lost its connection: reconnecting');
+    this.#options.logger.warn({ err: error, reconnects: this.#reconnects }, 'the live-update listener lost its connection: reconnecting');
     this.#scheduleReconnect();
   }
 
@@ -131,8 +146,9 @@ export class EventListener {
     this.#reconnectTimer = setTimeout(() => {
       this.#connect().then(
         () => {
-          this.reconnects += 1;
-          this.#options.logger.info({ reconnects: this.reconnects }, 'the live-update listener reconnected');
+          if (this.#stopped) return;
+          this.#reconnects += 1;
+          this.#options.logger.info({ reconnects: this.#reconnects }, 'the live-update listener reconnected');
         },
         (error: unknown) => {
           this.#options.logger.warn({ err: error, retryInMs: this.#reconnectDelayMs }, 'the live-update listener could not reconnect');
@@ -157,6 +173,12 @@ export class EventListener {
     });
   }
 
+  #readLater(delayMs: number): void {
+    if (this.#stopped) return;
+    clearTimeout(this.#gapTimer);
+    this.#gapTimer = setTimeout(() => this.#read(), delayMs);
+  }
+
   async #readUntilCaughtUp(): Promise<void> {
     for (;;) {
       const client = this.#client;
@@ -166,8 +188,12 @@ export class EventListener {
       try {
         ({ rows } = await client.query<ReadRow>(READ_EVENTS, [cursor.after.toString()]));
       } catch (error) {
-        // The connection's failure reconnects (its error event); the next connection reads again.
-        this.#options.logger.debug({ err: error }, 'reading live-update events failed');
+        // A broken connection reconnects (its error event) and the next one reads again; any other
+        // failure (a statement timeout, a missing grant) is retried here after a while.
+        if (this.#client === client) {
+          this.#options.logger.warn({ err: error }, 'reading live-update events failed; reading again shortly');
+          this.#readLater(READ_RETRY_MS);
+        }
         return;
       }
       const first = rows[0];
@@ -177,18 +203,22 @@ export class EventListener {
           ? []
           : [{ id: row.id, kind: row.kind, itemId: row.item_id, categoryId: row.category_id, at: row.at ?? 0 }],
       );
+      const before = cursor.after;
       const { deliver, holding } = cursor.advance({ events, xmin: BigInt(first.xmin), xmax: BigInt(first.xmax) });
       if (deliver.length > 0) {
         try {
           await this.#options.onEvents(deliver);
         } catch (error) {
-          // The events count as delivered (the cursor moved): a failing receiver must not replay them.
-          this.#options.logger.error({ err: error }, 'delivering live-update events failed');
+          // Nothing of them was delivered (the receiver delivers a batch whole or not at all): read
+          // them again a little later, none lost and none twice.
+          cursor.rewind(before);
+          this.#options.logger.warn({ err: error }, 'delivering live-update events failed; reading them again shortly');
+          this.#readLater(READ_RETRY_MS);
+          return;
         }
       }
       if (holding) {
-        clearTimeout(this.#gapTimer);
-        this.#gapTimer = setTimeout(() => this.#read(), this.#options.gapRetryMs ?? 20);
+        this.#readLater(this.#options.gapRetryMs ?? 20);
         return;
       }
       if (events.length < READ_LIMIT) return;

@@ -162,13 +162,13 @@ export class RequestScope implements StatementTarget {
    * by {@link finish}; one of a single statement pays no BEGIN/COMMIT. Otherwise this changes
    * nothing (see {@link plansStatements}).
    */
+  planStatements(atMostOne: boolean): void {
+    this.#locals?.plan(atMostOne, this.#connection.requested);
+  }
+
   /** True when {@link planStatements} matters: the walk that answers it can be skipped otherwise. */
   get plansStatements(): boolean {
     return this.#locals !== undefined;
-  }
-
-  planStatements(atMostOne: boolean): void {
-    this.#locals?.plan(atMostOne, this.#connection.requested);
   }
 
   /**
@@ -179,18 +179,27 @@ export class RequestScope implements StatementTarget {
   async finish(): Promise<void> {
     const locals = this.#locals;
     if (!locals?.open) return;
-    await this.#lastStatement;
-    if (!locals.open) return;
-    const client = await this.#connection.client();
+    // In the statement queue: a statement a resolver sends late runs after the COMMIT, with the
+    // settings of a statement outside a transaction, never after it without them.
+    const previous = this.#lastStatement;
+    let done!: () => void;
+    this.#lastStatement = new Promise((resolve) => (done = resolve));
     try {
-      locals.committed((await this.#send(client, 'commit')).command);
-    } catch (error) {
-      this.#connection.markBroken(error);
-      throw error instanceof DatabaseUnavailableError || !isConnectionFailure(error)
-        ? error
-        : new DatabaseUnavailableError(error, this.#writes);
+      await previous;
+      if (!locals.open) return;
+      const client = await this.#connection.client();
+      try {
+        locals.committed((await this.#send(client, 'commit')).command);
+      } catch (error) {
+        this.#connection.markBroken(error);
+        throw error instanceof DatabaseUnavailableError || !isConnectionFailure(error)
+          ? error
+          : new DatabaseUnavailableError(error, this.#writes);
+      } finally {
+        locals.ended();
+      }
     } finally {
-      locals.ended();
+      done();
     }
   }
 

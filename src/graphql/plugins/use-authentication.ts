@@ -11,6 +11,7 @@ export type AuthMode = 'jwt' | 'open';
 
 /** Options of {@link useAuthentication}. */
 export interface UseAuthenticationOptions {
+  /** `jwt`: a mutation without a token is refused here; `open`: anyone may write. */
   mode: AuthMode;
   /** Verifies `Authorization: Bearer` tokens; undefined when no key is configured. */
   verifier: TokenVerifier | undefined;
@@ -77,19 +78,23 @@ export function useAuthentication(options: UseAuthenticationOptions): Authentica
     return verification;
   }
 
-  return {
+  const plugin: AuthenticationPlugin = {
     identityOf: (request) => identities.get(request),
     onContextBuilding({ context }) {
       // Anonymous: no promise, so context building stays synchronous.
       return verify(context.request)?.then(() => undefined);
     },
-    onExecute({ args, setResultAndStopExecution }) {
-      if (mode !== 'jwt' || args.contextValue.identity !== undefined) return;
+  };
+  // Only where writes need a token: in open mode no request pays for the hook.
+  if (mode === 'jwt') {
+    plugin.onExecute = ({ args, setResultAndStopExecution }) => {
+      if (args.contextValue.identity !== undefined) return;
       if (getOperationAST(args.document, args.operationName)?.operation !== 'mutation') return;
       onFailure?.('missing');
       setResultAndStopExecution({ errors: [new UnauthenticatedError('missing', MUTATION_NEEDS_TOKEN)] });
-    },
-  };
+    };
+  }
+  return plugin;
 }
 
 function noKeys(): UnauthenticatedError {

@@ -1,3 +1,4 @@
+import { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { RequestContext } from '../context.js';
 import type { LiveHub } from '../subscriptions/live-hub.js';
@@ -17,7 +18,22 @@ export function useLiveSubscriptions(hub: LiveHub): Plugin<RequestContext & Live
   return {
     onSubscribe({ args, setSubscribeFn }) {
       const context = args.contextValue;
-      setSubscribeFn((subscribeArgs) => hub.subscribe(subscribeArgs, context.liveTransport ?? 'sse', context.identity));
+      const transport = context.liveTransport ?? 'sse';
+      // Over HTTP a stream needs a response that streams: without one the subscription could never
+      // be delivered, or ended, and would hold its place for good.
+      if (transport !== 'websocket' && !STREAMING.test(context.request.headers.get('accept') ?? '')) {
+        setSubscribeFn(() => ({ errors: [NOT_STREAMED] }));
+        return;
+      }
+      setSubscribeFn((subscribeArgs) => hub.subscribe(subscribeArgs, transport, context.identity));
     },
   };
 }
+
+/** The media types graphql-yoga streams a subscription's results in. */
+const STREAMING = /text\/event-stream|multipart\/mixed/;
+
+const NOT_STREAMED = new GraphQLError(
+  'A subscription streams its results: send it with Accept: text/event-stream (GraphQL over SSE), or over the WebSocket.',
+  { extensions: { code: 'BAD_REQUEST', http: { status: 406 } } },
+);

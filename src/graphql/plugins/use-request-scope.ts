@@ -82,7 +82,7 @@ export function useRequestScope(options: UseRequestScopeOptions): LifecyclePlugi
       const { onScopeReleased } = options;
       const scope = new RequestScope(options.connections, {
         ...scopeOptions,
-        ...(identity ? { claims: identity.claimsJson } : {}),
+        ...(identity ? { claims: identity.claimsJson } : undefined),
         ...(onScopeReleased ? { onRelease: (stats: RequestScopeStats) => onScopeReleased(stats, request) } : {}),
       });
       entry = { scope, context: { db: scope.db, loaders: createLoaders(scope.db, options.onLoaderBatch), identity } };

@@ -16,7 +16,7 @@ import type { Identity } from '../../auth/identity.js';
 import type { ItemEvent } from '../../db/events/event-cursor.js';
 import { EventListener } from '../../db/events/event-listener.js';
 import type { RequestScope } from '../../db/request/request-scope.js';
-import { TooManySubscriptionsError } from '../../errors.js';
+import { DatabaseBusyError, DatabaseUnavailableError, StatementTimeoutError, TooManySubscriptionsError } from '../../errors.js';
 import { createLoaders } from '../../loaders/create-loaders.js';
 import type { RequestContext } from '../context.js';
 import { Subscriber } from './subscriber.js';
@@ -77,6 +77,7 @@ export class LiveHub {
   readonly #live = new Set<Live>();
   #listener: EventListener | undefined;
   #starting: Promise<void> | undefined;
+  #stopping: Promise<void> | undefined;
   #closed = false;
 
   constructor(options: LiveHubOptions) {
@@ -150,17 +151,26 @@ export class LiveHub {
     await this.#starting;
   }
 
+  /** Stops the listener once no subscription is left; every caller waits for the same stop. */
   async #stopListening(): Promise<void> {
     await this.#starting?.catch(() => undefined);
     const listener = this.#listener;
-    if (!listener || (this.#live.size > 0 && !this.#closed)) return;
-    this.#listener = undefined;
-    await listener.stop();
+    if (listener && (this.#live.size === 0 || this.#closed)) {
+      this.#listener = undefined;
+      this.#stopping = listener.stop().finally(() => (this.#stopping = undefined));
+    }
+    await this.#stopping;
   }
 
-  /** One tick: the events of one read, delivered in id order to every subscription that wants them. */
+  /**
+   * One tick: the events of one read, delivered in id order to every subscription that wants them.
+   * Throws, having pushed nothing, when the database failed the tick's loads (a restart, a busy
+   * pool): the listener then reads the same events again a little later, so none is lost or sent
+   * twice.
+   */
   async #deliver(events: ItemEvent[]): Promise<void> {
     this.#options.observer?.eventsRead(events.length);
+    for (const live of [...this.#live]) if (!live.subscriber.keptUp()) this.#options.observer?.dropped();
     const wanted = events.map((event) => ({ event, lives: [...this.#live].filter((live) => matches(live, event)) }));
     if (!wanted.some(({ lives }) => lives.length > 0)) return;
     // One scope (one pooled connection, one set of loaders) per set of claims in this tick.
@@ -175,9 +185,9 @@ export class LiveHub {
       }
       return entry.context;
     };
+    let deliveries: { event: ItemEvent; groups: { lives: Live[]; result: ExecutionResult | undefined }[] }[];
     try {
-      // Every execution of the tick at once, so that the loaders batch across events and groups;
-      // then each subscriber gets its results in event order.
+      // Every execution of the tick at once, so that the loaders batch across events and groups.
       const executions = wanted.map(({ event, lives }) => {
         const groups = new Map<string, { lives: Live[]; result: Promise<ExecutionResult | undefined> }>();
         for (const live of lives) {
@@ -190,21 +200,25 @@ export class LiveHub {
         }
         return { event, groups: [...groups.values()] };
       });
-      for (const { event, groups } of executions) {
-        for (const group of groups) {
-          const result = await group.result;
-          if (!result) continue;
-          const lag = Date.now() - event.at;
-          let delivered = 0;
-          for (const live of group.lives) {
-            if (live.subscriber.push(result)) delivered += 1;
-            else this.#options.observer?.dropped();
-          }
-          this.#options.observer?.delivered(delivered, [lag]);
-        }
-      }
+      // All settled before anything is pushed: a tick is delivered whole or not at all.
+      deliveries = await Promise.all(
+        executions.map(async ({ event, groups }) => ({
+          event,
+          groups: await Promise.all(groups.map(async ({ lives, result }) => ({ lives, result: await result }))),
+        })),
+      );
     } finally {
       await Promise.all([...scopes.values()].map(({ scope }) => scope.release()));
+    }
+    const failure = deliveries.flatMap(({ groups }) => groups.flatMap(({ result }) => result?.errors ?? [])).find(isDatabaseFailure);
+    if (failure) throw failure;
+    for (const { event, groups } of deliveries) {
+      for (const { lives, result } of groups) {
+        if (!result) continue;
+        let delivered = 0;
+        for (const live of lives) if (live.subscriber.push(result) === 'queued') delivered += 1;
+        this.#options.observer?.delivered(delivered, [Date.now() - event.at]);
+      }
     }
   }
 
@@ -212,12 +226,22 @@ export class LiveHub {
   async #execute(live: Live, event: ItemEvent, context: RequestContext): Promise<ExecutionResult | undefined> {
     let payload: unknown = event.itemId;
     if (live.field !== 'itemDeleted') {
-      payload = await context.loaders.itemById.load(event.itemId);
+      try {
+        payload = await context.loaders.itemById.load(event.itemId);
+      } catch (error) {
+        return { errors: [error instanceof GraphQLError ? error : new GraphQLError('Unexpected error.', { originalError: error as Error })] };
+      }
       if (payload === null) return undefined;
     }
     const result = await execute({ ...live.args, rootValue: payload, contextValue: { ...(live.args.contextValue as object), ...context } });
     return result;
   }
+}
+
+/** The database failed (not the data): the tick is read and run again rather than delivered. */
+function isDatabaseFailure(error: GraphQLError): boolean {
+  const failure = error.originalError ?? error;
+  return failure instanceof DatabaseUnavailableError || failure instanceof DatabaseBusyError || failure instanceof StatementTimeoutError;
 }
 
 function matches(live: Live, event: ItemEvent): boolean {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { type ExecutionArgs, GraphQLError } from 'graphql';
+import { type DocumentNode, type ExecutionArgs, getOperationAST, GraphQLError } from 'graphql';
+import { type PersistedDocumentsOptions, persistedDocumentOf } from '../plugins/use-persisted-documents.js';
 import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
@@ -19,15 +20,17 @@ interface Enveloped {
 
 /**
  * Serves graphql-ws (subprotocol `graphql-transport-ws`) on `server`, on the GraphQL endpoint's
- * path and port, the way graphql-yoga documents it: each operation goes through yoga's envelop
- * (parse, validation, limits, persisted documents, the caller's identity, the live hub), as a
- * request over HTTP does. A browser cannot set headers on a WebSocket, so the token may also come
+ * path and port, the way graphql-yoga documents it: each subscription goes through yoga's envelop
+ * (parse, validation, limits, the caller's identity, the live hub) and the persisted-document
+ * rules (`persistedDocuments`, as the server has them), as a request over HTTP does. Queries and
+ * mutations are refused here: they go over HTTP. A browser cannot set headers on a WebSocket, so the token may also come
  * as the connection's `connectionParams.authorization` (`Bearer …`); the upgrade request's own
  * `Authorization` header is used otherwise.
  */
 export function attachGraphqlWs<ServerContext extends object, UserContext extends object>(
   server: Server,
   yoga: Pick<YogaServerInstance<ServerContext, UserContext>, 'graphqlEndpoint' | 'getEnveloped'>,
+  persistedDocuments?: PersistedDocumentsOptions,
 ): GraphqlWsServer {
   // Upgrades are taken from the server's 'upgrade' event (noServer): attached to the HTTP server
   // itself, ws would re-emit the server's own errors (a port in use) as its own.
@@ -57,14 +60,27 @@ export function attachGraphqlWs<ServerContext extends object, UserContext extend
           params: payload,
           liveTransport: 'websocket',
         } as unknown as Parameters<typeof yoga.getEnveloped>[0]);
-        let document;
+        // graphql-yoga's request parsing (where persisted documents are read) does not run here.
+        const query = persistedDocumentOf(persistedDocuments, payload);
+        if (query instanceof GraphQLError) return [query];
+        let document: DocumentNode;
         try {
-          document = parse(payload.query);
+          document = parse(query);
         } catch (error) {
-          return [error as never];
+          return [error instanceof GraphQLError ? error : new GraphQLError('The document does not parse.')];
         }
         const errors = validate(schema, document);
         if (errors.length > 0) return errors;
+        // A query or mutation's request scope is settled by graphql-yoga's HTTP response hooks,
+        // which do not run for a WebSocket: they would keep their connection. Only subscriptions
+        // (which borrow connections per tick, through the live hub) are served here.
+        if (getOperationAST(document, payload.operationName)?.operation !== 'subscription') {
+          return [
+            new GraphQLError('This WebSocket serves subscriptions; send queries and mutations over HTTP to the same URL.', {
+              extensions: { code: 'BAD_REQUEST' },
+            }),
+          ];
+        }
         let contextValue: unknown;
         try {
           // Builds the caller's identity: a bad token is the client's error, said as one.

@@ -7,9 +7,10 @@ import { type Kysely, sql } from 'kysely';
  * is missed (the listener was reconnecting, PostgreSQL restarted) loses nothing: the rows are
  * there. PostgreSQL folds identical notifications of one transaction into one wake-up.
  *
- * `xid` is the writing transaction's id: an event whose id is below one already read can still
- * appear while its transaction runs, and the reader tells such a pending gap from a rolled-back
- * one by the transactions still running (see `src/live/event-cursor.ts`).
+ * Ids are taken when a transaction writes and become visible when it commits: an event whose id
+ * is below one already read can still appear while its transaction runs. The reader tells such a
+ * pending gap from a rolled-back one by the transactions still running (`pg_current_snapshot()`,
+ * see `src/db/events/event-cursor.ts`).
  *
  * Row-level security is enabled and forced like the other tables': everyone may read events (they
  * carry ids only; the rows themselves are read under `items`' policies) and the trigger, running
@@ -22,7 +23,6 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       kind text not null check (kind in ('created', 'updated', 'deleted')),
       item_id bigint not null,
       category_id bigint,
-      xid xid8 not null default pg_current_xact_id(),
       at timestamptz not null default clock_timestamp()
     )`.execute(db);
   await sql`create index item_events_at on item_events (at)`.execute(db);
