@@ -78,3 +78,55 @@ describe('npm run bench (a 1 s smoke run of W1 and W1-token)', () => {
     expect(Object.keys(summary.ratios)).toEqual(expect.arrayContaining(['w1PoolgraphToRaw', 'w1PooledToUnpooled', 'w1TokenToW1']));
   });
 });
+
+interface LiveSummary {
+  correct: boolean;
+  live: {
+    workload: string;
+    subscribers: number;
+    status: string;
+    note?: string;
+    correct: boolean;
+    writes?: number;
+    received?: number;
+    expected?: number;
+    lagMs?: { p50: number; p99: number };
+    ticks?: number;
+    statementsPerTick?: number;
+    statements?: { reads: number; items: number; categories: number; other: number; claims: number };
+    peakConnections?: number;
+    serverCpuMsPerDelivery?: number;
+  }[];
+}
+
+describe('npm run bench W6 (a 1 s smoke run of live updates)', () => {
+  it('delivers every row to every subscriber at two counts, at most 3 statements per tick at either, one listener beside the pool', { timeout: 120_000 }, async () => {
+    const { stdout } = await promisify(execFile)(
+      'npm',
+      ['run', '--silent', 'bench', '--', '--seconds', '1', '--warmup-seconds', '0', '--attempts', '1', '--workloads', 'W6', '--live-subscribers', '40,10', '--no-write'],
+      { cwd: REPO_ROOT, timeout: 110_000, env: { ...process.env, DATABASE_URL: '' } },
+    ).catch((error: { stdout?: string; stderr?: string }) => {
+      throw new Error(`bench failed:\n${error.stdout ?? ''}\n${error.stderr ?? ''}`);
+    });
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as LiveSummary;
+    expect(summary.live.map((m) => `${m.workload} ${m.subscribers} ${m.status}${m.note ? `: ${m.note}` : ''}`)).toEqual(['W6 40 ok', 'W6 10 ok']);
+    expect(summary.correct).toBe(true);
+    for (const m of summary.live) {
+      // 200 rows in 1 s; 9 in 10 subscribers take every row, 1 in 10 one category's (a tenth of the rows).
+      expect(m.writes).toBe(200);
+      expect(m.received).toBe(m.expected);
+      expect(m.expected).toBe(200 * (m.subscribers - Math.floor(m.subscribers / 10)) + 20 * Math.floor(m.subscribers / 10));
+      expect(m.lagMs?.p99).toBeGreaterThan(0);
+      // A tick: the read of the outbox, then at most one load of items and one of categories,
+      // however many subscribers the rows go to; nothing else.
+      expect(m.ticks).toBeGreaterThan(0);
+      expect(m.statementsPerTick).toBeLessThanOrEqual(3);
+      expect({ other: m.statements?.other, claims: m.statements?.claims }).toEqual({ other: 0, claims: 0 });
+      expect(m.statements?.items).toBeLessThanOrEqual(m.statements?.reads ?? 0);
+      // The pool (10) and the listener.
+      expect(m.peakConnections).toBeGreaterThanOrEqual(2);
+      expect(m.peakConnections).toBeLessThanOrEqual(11);
+      expect(m.serverCpuMsPerDelivery).toBeGreaterThan(0);
+    }
+  });
+});

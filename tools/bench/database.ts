@@ -192,26 +192,45 @@ export class Observer {
     return { statements: Number(rows[0]?.calls ?? 0), claims: Number(rows[0]?.claims ?? 0) };
   }
 
-  /** The servers' connections now (their `application_name` is poolgraph's, raw included). */
-  async connections(): Promise<number> {
+  /**
+   * The servers' connections now (their `application_name` is poolgraph's, raw included; W6 adds
+   * the subscriptions' listener, `poolgraph-listener`).
+   */
+  async connections(applicationNames: readonly string[] = [APPLICATION_NAME]): Promise<number> {
     const { rows } = await this.#client.query<{ count: number }>(
       `select count(*)::int as count from pg_stat_activity
-       where datname = current_database() and application_name = $1 and backend_type = 'client backend'`,
-      [APPLICATION_NAME],
+       where datname = current_database() and application_name = any($1) and backend_type = 'client backend'`,
+      [applicationNames],
     );
     return rows[0]?.count ?? 0;
   }
 
-  /** Starts polling `pg_stat_activity` every `intervalMs`, keeping the peak. */
-  startPolling(intervalMs: number): void {
+  /** Starts polling `pg_stat_activity` every `intervalMs`, keeping the peak (of `applicationNames` together). */
+  startPolling(intervalMs: number, applicationNames: readonly string[] = [APPLICATION_NAME]): void {
     this.#peak = 0;
     this.#stopPolling = false;
     this.#polling = (async () => {
       while (!this.#stopPolling) {
-        this.#peak = Math.max(this.#peak, await this.connections());
+        this.#peak = Math.max(this.#peak, await this.connections(applicationNames));
         await new Promise((resolve) => setTimeout(resolve, intervalMs));
       }
     })();
+  }
+
+  /**
+   * Calls per statement since the last reset, of the roles other than this observer's own (the
+   * database owner, which the bench's W6 writer uses too): the servers' statements when they log
+   * in as another role (`poolgraph_app`). Undefined without `pg_stat_statements`.
+   */
+  async statementsOfServers(): Promise<{ query: string; calls: number }[] | undefined> {
+    if (!this.statementSource) return undefined;
+    const { rows } = await this.#client.query<{ query: string; calls: string }>(
+      `select query, calls::bigint as calls from pg_stat_statements
+       where dbid = (select oid from pg_database where datname = current_database())
+         and userid <> (select oid from pg_roles where rolname = current_user)
+         and toplevel and query not like '%pg\\_stat\\_%'`,
+    );
+    return rows.map((row) => ({ query: row.query, calls: Number(row.calls) }));
   }
 
   /** Stops polling and returns the peak seen. */

@@ -4,7 +4,8 @@
  * writes, with `docs/benchmarks.svg`).
  *
  *   npm run bench -- [--seconds 10] [--warmup-seconds 2] [--connections 32]
- *                    [--workloads W1,W1-token,W2,W3,W4,W5] [--targets poolgraph,raw,unpooled]
+ *                    [--workloads W1,W1-token,W2,W3,W4,W5,W6] [--targets poolgraph,raw,unpooled]
+ *                    [--live-subscribers 1000,100]
  *                    [--rounds 1] [--attempts 3] [--no-write] [--output docs/benchmarks.md]
  *                    [--profile DIR] [--seed] [--verbose] [--node 24]
  *
@@ -18,6 +19,12 @@
  * non-superuser role row-level security binds, as `npm start` requires in that mode; migrations,
  * the seed and the bench's observer use the database owner's role. One HS256 token is signed at
  * start and sent as `Authorization: Bearer` by W1-token and W4 (a write needs one in jwt mode).
+ *
+ * W6 (live updates, `live.ts`) runs on poolgraph only, once per `--live-subscribers` count: that
+ * many GraphQL-over-SSE subscriptions held by a subscriber process of its own while the bench
+ * INSERTs 200 items a second for `--seconds` (after `--warmup-seconds` at the same rate); it
+ * reports the delivery lag (p50/p99), statements per tick, peak connections and server CPU per
+ * delivered result, in a section of the report and under `live` in the JSON summary.
  *
  * A run during which other processes used the CPU is measured again, up to `--attempts` times.
  * With `--rounds N` every run is repeated N times, the targets interleaved, and the median (by
@@ -41,6 +48,7 @@ import { type BenchDatabase, Observer, openBenchDatabase } from './database.js';
 import { type Measurement, measure, median, otherCores } from './measure.js';
 import type { ServerMode } from './protocol.js';
 import { allCorrect, rate, renderReport, type RunInfo } from './report.js';
+import { type LiveMeasurement, cpuMsPerDelivery, liveCorrect, liveMedian, liveOtherCores, measureLive } from './live.js';
 import { WORKLOAD_NAMES, WORKLOADS, type WorkloadName } from './workloads.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -64,7 +72,8 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     'warmup-seconds': { type: 'string', default: '2' },
     connections: { type: 'string', default: '32' },
-    workloads: { type: 'string', default: 'W1,W1-token,W2,W3,W4,W5' },
+    workloads: { type: 'string', default: 'W1,W1-token,W2,W3,W4,W5,W6' },
+    'live-subscribers': { type: 'string', default: '1000,100' },
     targets: { type: 'string', default: 'poolgraph,raw,unpooled' },
     output: { type: 'string', default: 'docs/benchmarks.md' },
     'no-write': { type: 'boolean', default: false },
@@ -113,7 +122,10 @@ const warmupSeconds = boundedInteger('warmup-seconds', values['warmup-seconds'],
 const connections = boundedInteger('connections', values.connections, 1, 1024);
 const attempts = boundedInteger('attempts', values.attempts, 1, 10);
 const rounds = boundedInteger('rounds', values.rounds, 1, 20);
-const workloads = list('workloads', values.workloads, WORKLOAD_NAMES);
+const workloads = list<WorkloadName | 'W6'>('workloads', values.workloads, [...WORKLOAD_NAMES, 'W6']);
+const liveSubscribers = values['live-subscribers']
+  .split(',')
+  .map((count) => boundedInteger('live-subscribers', count.trim(), 1, 100_000));
 const targets = list<ServerMode>('targets', values.targets, ['poolgraph', 'raw', 'unpooled']);
 const profileDir = values.profile === undefined ? undefined : resolve(values.profile);
 // A profiled server is slower: its numbers must not replace the committed ones.
@@ -185,6 +197,25 @@ try {
       return { ...kept, attempts: attempt };
     };
 
+    /** W6 at `count` subscribers, measured again (up to `--attempts`) while other processes used the CPU. */
+    const measureLiveUndisturbed = async (count: number, round: number): Promise<LiveMeasurement> => {
+      let kept: LiveMeasurement | undefined;
+      let attempt = 1;
+      for (; ; attempt += 1) {
+        log(`poolgraph W6${rounds > 1 ? ` (round ${round})` : ''}: ${count} subscribers, ${warmupSeconds} s warm-up + ${seconds} s of writes at 200/s`);
+        const measurement = await measureLive(count, context).catch(
+          (error: unknown): LiveMeasurement => ({ workload: 'W6', subscribers: count, status: 'failed', note: (error as Error).message }),
+        );
+        log(`poolgraph W6 (${count} subscribers): ${describeLive(measurement)}`);
+        if (!kept || (liveOtherCores(measurement) ?? 0) < (liveOtherCores(kept) ?? 0)) kept = measurement;
+        const other = liveOtherCores(measurement);
+        if (other === undefined || other <= BUSY_CORES || attempt === attempts) break;
+        log(`other processes used ${other.toFixed(2)} cores during that run (${measurement.busiestOthers || 'unattributed'}): measuring again`);
+        await new Promise((resolve) => setTimeout(resolve, 5_000));
+      }
+      return { ...kept, attempts: attempt };
+    };
+
     // Rounds interleave the targets, so that a slow spell of the machine does not favour one.
     const byRound: Measurement[][] = [];
     for (let round = 1; round <= rounds; round += 1) {
@@ -197,6 +228,15 @@ try {
       byRound.push(measured);
     }
     const measurements = (byRound[0] ?? []).map((first, i) => median(byRound.map((measured) => measured[i] ?? first)));
+
+    // W6 on poolgraph, after the HTTP workloads: each round, each number of subscribers.
+    const liveRounds: LiveMeasurement[][] = liveSubscribers.map(() => []);
+    if (workloads.includes('W6') && targets.includes('poolgraph')) {
+      for (let round = 1; round <= rounds; round += 1) {
+        for (const [i, count] of liveSubscribers.entries()) liveRounds[i]?.push(await measureLiveUndisturbed(count, round));
+      }
+    }
+    const live = liveRounds.filter((measured) => measured.length > 0).map(liveMedian);
 
     const info: RunInfo = {
       date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
@@ -219,7 +259,7 @@ try {
       profiled: profileDir !== undefined,
     };
     const chartLink = write ? relative(dirname(output), chartFile) : undefined;
-    const report = renderReport(info, measurements, chartLink);
+    const report = renderReport(info, measurements, chartLink, live);
     process.stdout.write(`\n${report}\n`);
     if (write) {
       writeFileSync(output, withKeptSection(report, output));
@@ -227,11 +267,12 @@ try {
       log(`wrote ${relative(REPO_ROOT, output)} and ${relative(REPO_ROOT, chartFile)}`);
     }
     if (profileDir) log(`CPU profiles in ${profileDir}; summarise one with: npm run bench:profile -- <file.cpuprofile>`);
-    if (!allCorrect(measurements)) exitCode = 1;
+    const correct = allCorrect(measurements) && live.every(liveCorrect);
+    if (!correct) exitCode = 1;
     const summary = {
       serverNode: serverNode.version,
       serverRole: database.serverRole,
-      correct: allCorrect(measurements),
+      correct,
       ratios: {
         w1PoolgraphToRaw: ratio(rate(measurements, 'poolgraph', 'W1'), rate(measurements, 'raw', 'W1')),
         w2PoolgraphToRaw: ratio(rate(measurements, 'poolgraph', 'W2'), rate(measurements, 'raw', 'W2')),
@@ -257,6 +298,36 @@ try {
         otherCores: otherCores(m),
         attempts: m.attempts,
       })),
+      live: live.map((m) => ({
+        workload: m.workload,
+        subscribers: m.subscribers,
+        status: m.status,
+        note: m.note,
+        correct: liveCorrect(m),
+        writes: m.writes?.count,
+        writesPerSecond: m.writes?.perSecond,
+        received: m.load?.received,
+        expected: m.load?.expected,
+        wrong: m.load?.wrong,
+        errors: m.load?.errors,
+        outOfOrder: m.load?.outOfOrder,
+        ended: m.load?.ended,
+        lagMs: m.load?.lagMs,
+        lagP99Range: m.p99Range,
+        serverLagBucketMs: m.server?.lagBucketMs,
+        settleMs: m.settleMs,
+        ticks: m.ticks,
+        statementsPerTick: m.statementsPerTick,
+        eventsPerTick: m.eventsPerTick,
+        statements: m.statements,
+        peakConnections: m.peakConnections,
+        serverCpuMsPerDelivery: cpuMsPerDelivery(m),
+        cpuCores: m.cpuSeconds && m.windowSeconds
+          ? Object.fromEntries(Object.entries(m.cpuSeconds).map(([name, seconds]) => [name, seconds === undefined ? undefined : seconds / (m.windowSeconds ?? 1)]))
+          : undefined,
+        otherCores: liveOtherCores(m),
+        attempts: m.attempts,
+      })),
     };
     process.stdout.write(`${JSON.stringify(summary)}\n`);
   } finally {
@@ -266,6 +337,20 @@ try {
   await database.stop();
 }
 process.exit(exitCode);
+
+function describeLive(m: LiveMeasurement): string {
+  if (m.status !== 'ok' || !m.load) return `${m.status}${m.note ? `: ${m.note}` : ''}`;
+  const l = m.load;
+  const cores = (s: number | undefined) => (s === undefined || !m.windowSeconds ? '?' : (s / m.windowSeconds).toFixed(2));
+  return (
+    `${l.received}/${l.expected} results (${l.wrong} wrong, ${l.errors} errors, ${l.outOfOrder} out of order, ${Object.keys(l.ended).length === 0 ? 'none ended' : `ended: ${JSON.stringify(l.ended)}`}), ` +
+    `lag p50 ${l.lagMs?.p50 ?? '?'} ms, p99 ${l.lagMs?.p99 ?? '?'} ms, max ${l.lagMs?.max ?? '?'} ms; ` +
+    `${m.writes?.count ?? '?'} writes at ${m.writes?.perSecond.toFixed(0) ?? '?'}/s; ${m.ticks ?? '?'} ticks, ` +
+    `${m.statementsPerTick?.toFixed(2) ?? '?'} statements/tick (${m.eventsPerTick?.toFixed(2) ?? '?'} events/tick); peak ${m.peakConnections ?? '?'} connections; ` +
+    `CPU server ${cores(m.cpuSeconds?.server)}, PostgreSQL ${cores(m.cpuSeconds?.postgres)}, subscribers ${cores(m.cpuSeconds?.load)} cores; ` +
+    `${cpuMsPerDelivery(m)?.toFixed(4) ?? '?'} server CPU ms/result`
+  );
+}
 
 function describe(m: Measurement): string {
   if (m.status !== 'ok' || !m.load) return `${m.status}${m.note ? `: ${m.note}` : ''}`;

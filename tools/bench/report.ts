@@ -1,3 +1,5 @@
+import { cpuMsPerDelivery, LIVE_WRITE_RATE, type LiveMeasurement, liveCorrect, liveOtherCores } from './live.js';
+import { LIVE_CATEGORIES } from './live-workload.js';
 import { type Measurement, otherCores } from './measure.js';
 import type { ServerMode } from './protocol.js';
 import { WORKLOADS, type WorkloadName } from './workloads.js';
@@ -119,12 +121,112 @@ function checks(measurements: readonly Measurement[]): Check[] {
     if (peak !== pooledPeak) result.push({ what: 'peak connections (unpooled)', value: String(peak), target: '(for orientation)', met: undefined });
   }
   const errors = ok.reduce((sum, m) => sum + (m.load ? m.load.mismatches + m.load.non2xx + m.load.errors + m.load.timeouts : 0), 0);
-  result.push({ what: 'wrong answers, non-2xx and socket errors', value: String(errors), target: '0', met: errors === 0 && allCorrect(measurements) });
+  if (measurements.length > 0) result.push({ what: 'wrong answers, non-2xx and socket errors', value: String(errors), target: '0', met: errors === 0 && allCorrect(measurements) });
   return result;
 }
 
+/** Issue 20's targets for W6: p99 lag, statements per tick whatever the subscribers, the pool's bound. */
+function liveChecks(live: readonly LiveMeasurement[]): Check[] {
+  const result: Check[] = [];
+  const ok = live.filter((m) => m.status === 'ok');
+  for (const m of ok) {
+    const p99 = m.load?.lagMs?.p99;
+    if (p99 !== undefined) result.push({ what: `W6 p99 delivery lag, ${whole(m.subscribers)} subscribers`, value: `${fixed(p99, 1)} ms`, target: '< 100 ms', met: p99 < 100 });
+  }
+  const perTick = ok.filter((m) => m.statementsPerTick !== undefined);
+  if (perTick.length > 0) {
+    result.push({
+      what: `W6 SQL statements / tick (${perTick.map((m) => whole(m.subscribers)).join(' / ')} subscribers)`,
+      value: perTick.map((m) => fixed(m.statementsPerTick, 2)).join(' / '),
+      target: '≤ 3 whatever the subscribers: the read, one load of items, one of categories',
+      met: perTick.every((m) => (m.statementsPerTick ?? Infinity) <= 3.005),
+    });
+  }
+  if (ok.length > 0) {
+    const peak = Math.max(0, ...ok.map((m) => m.peakConnections ?? 0));
+    result.push({ what: 'W6 peak connections (pool + listener)', value: String(peak), target: '≤ 11: the pool\'s 10 + the listener', met: peak <= 11 });
+  }
+  if (live.length > 0) {
+    const right = live.every(liveCorrect);
+    result.push({ what: 'W6 results missing, wrong, twice, out of order, or subscriptions ended', value: right ? '0' : 'some', target: '0', met: right });
+  }
+  return result;
+}
+
+/** W6's section: delivery, lag, statements per tick, connections, CPU. */
+function liveSection(info: RunInfo, live: readonly LiveMeasurement[]): string[] {
+  const lines: string[] = [
+    '## Live updates (W6, issue 20)',
+    '',
+    `GraphQL-over-SSE subscriptions held by a subscriber process of their own (9 in 10 \`subscription { itemCreated { id number category { name } } }\`, ` +
+      `1 in 10 \`itemCreated(categoryId: c) { id number }\` over ${LIVE_CATEGORIES} categories) while the bench INSERTs ${LIVE_WRITE_RATE} items a second ` +
+      `into those categories in turn for ${info.seconds} s (after ${info.warmupSeconds} s at the same rate, not measured), each INSERT autocommitted on a connection of its own.`,
+    '',
+    '| subscribers | writes/s | results received / expected | wrong, errors, out of order | lag p50 ms | lag p99 ms | lag max ms | server hand-over p50 / p99 (bucket) | last result after last commit ms |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const m of live) {
+    if (m.status !== 'ok' || !m.load) {
+      lines.push(`| ${whole(m.subscribers)} | ${m.status}: ${(m.note ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ')} | | | | | | | |`);
+      continue;
+    }
+    const l = m.load;
+    const ended = Object.entries(l.ended).map(([reason, count]) => `${count} ended (${reason})`).join(', ');
+    const bucket = (ms: number | undefined) => (ms === undefined ? '–' : ms === Infinity ? '> 5000' : `≤ ${ms}`);
+    lines.push(
+      `| ${whole(m.subscribers)} | ${fixed(m.writes?.perSecond, 0)} | ${whole(l.received)} / ${whole(l.expected)} | ${l.wrong}, ${l.errors}, ${l.outOfOrder}${ended ? `; ${ended}` : ''} | ` +
+        `${fixed(l.lagMs?.p50, 1)} | ${fixed(l.lagMs?.p99, 1)}${m.p99Range ? ` (${fixed(m.p99Range[0], 1)}–${fixed(m.p99Range[1], 1)})` : ''} | ${fixed(l.lagMs?.max, 1)} | ` +
+        `${bucket(m.server?.lagBucketMs.p50)} / ${bucket(m.server?.lagBucketMs.p99)} | ${fixed(m.settleMs, 0)} |`,
+    );
+  }
+  lines.push(
+    '',
+    '| subscribers | ticks | events / tick | SQL statements / tick | reads, item loads, category loads, other | peak connections | CPU server | CPU PostgreSQL | CPU subscribers | CPU other | server CPU ms / result |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
+  for (const m of live) {
+    if (m.status !== 'ok' || !m.load || !m.cpuSeconds || !m.windowSeconds) continue;
+    const cores = (seconds: number | undefined) => fixed(seconds === undefined ? undefined : seconds / (m.windowSeconds ?? 1), 2);
+    const st = m.statements;
+    lines.push(
+      `| ${whole(m.subscribers)} | ${whole(m.ticks)} | ${fixed(m.eventsPerTick, 2)} | ${fixed(m.statementsPerTick, 2)} | ` +
+        `${st ? `${st.reads}, ${st.items}, ${st.categories}, ${st.other + st.claims}` : '–'} | ${m.peakConnections ?? '–'} | ` +
+        `${cores(m.cpuSeconds.server)} | ${cores(m.cpuSeconds.postgres)} | ${cores(m.cpuSeconds.load)} | ${fixed(liveOtherCores(m), 2)} | ${fixed(cpuMsPerDelivery(m), 4)} |`,
+    );
+  }
+  lines.push(
+    '',
+    ...live
+      .filter((m) => (m.attempts ?? 1) > 1 || (liveOtherCores(m) ?? 0) > 0.15)
+      .map(
+        (m) =>
+          `- W6 at ${whole(m.subscribers)} subscribers was measured ${m.attempts ?? 1} time(s); the least disturbed run is shown` +
+          ((liveOtherCores(m) ?? 0) > 0.15 ? `, which still shared the machine (${fixed(liveOtherCores(m), 2)} cores: ${m.busiestOthers || 'unattributed'}).` : '.'),
+      ),
+    '- **Lag**: for every result every subscriber received, its arrival in the subscriber process (the chunk that completed it, ' +
+      '`performance.timeOrigin + performance.now()`) less its row\'s commit time as the writer saw it (when its INSERT returned), both ' +
+      'processes on this machine\'s clock; the percentiles weigh every delivery. It includes the subscriber process\'s own delay in reading ' +
+      '(it shares the 2 cores), as autocannon\'s latency does. "Server hand-over" is the server\'s own histogram ' +
+      '(`poolgraph_live_delivery_lag_seconds`, from the trigger\'s `clock_timestamp()` to the result handed to the transport, one observation ' +
+      'per execution shared by a group of subscribers), as the upper bound of the bucket holding the quantile.',
+    '- **Ticks**: calls of the listener\'s read of `item_events` in `pg_stat_statements`, including reads that found nothing new (a ' +
+      'notification that came while a read ran); statements per tick are all the server role\'s statements (the writer, the database ' +
+      'owner, is left out) divided by them. Each tick delivering rows loads them with one statement per table whatever the number of subscribers.',
+    '- **Peak connections**: the pool\'s (`poolgraph`) and the listener\'s (`poolgraph-listener`) backends together, polled every 20 ms.',
+    '- **CPU**: as above, over the writes and until the last result arrived; "CPU subscribers" is the subscriber process (`tools/bench/live-load.ts`), ' +
+      '"other" excludes the bench itself (which writes). Server CPU ms / result divides the server\'s CPU by the results received.',
+    '',
+  );
+  return lines;
+}
+
 /** The report as Markdown (written to docs/benchmarks.md and printed). */
-export function renderReport(info: RunInfo, measurements: readonly Measurement[], chartPath: string | undefined): string {
+export function renderReport(
+  info: RunInfo,
+  measurements: readonly Measurement[],
+  chartPath: string | undefined,
+  live: readonly LiveMeasurement[] = [],
+): string {
   const rows = sorted(measurements);
   const lines: string[] = [];
   lines.push(
@@ -138,57 +240,61 @@ export function renderReport(info: RunInfo, measurements: readonly Measurement[]
       (info.profiled ? ' **Profiled run: the V8 CPU profiler ran in the server during each measured run, which slows it down.**' : ''),
     '',
   );
-  if (chartPath) lines.push(`![Requests per second per workload: poolgraph, raw and unpooled](${chartPath})`, '');
-  lines.push(
-    '## Throughput and correctness',
-    '',
-    '| target | workload | req/s | p50 ms | p99 ms | non-2xx | socket errors | GraphQL errors | wrong bodies |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  );
-  for (const m of rows) {
-    if (m.status !== 'ok' || !m.load) {
-      lines.push(`| ${m.target} | ${m.workload} | ${m.status}: ${(m.note ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ')} | | | | | | |`);
-      continue;
+  // W6 alone (`--workloads W6`) has no HTTP workload to show.
+  if (rows.length > 0) {
+    if (chartPath) lines.push(`![Requests per second per workload: poolgraph, raw and unpooled](${chartPath})`, '');
+    lines.push(
+      '## Throughput and correctness',
+      '',
+      '| target | workload | req/s | p50 ms | p99 ms | non-2xx | socket errors | GraphQL errors | wrong bodies |',
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
+    for (const m of rows) {
+      if (m.status !== 'ok' || !m.load) {
+        lines.push(`| ${m.target} | ${m.workload} | ${m.status}: ${(m.note ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ')} | | | | | | |`);
+        continue;
+      }
+      const l = m.load;
+      lines.push(
+        `| ${m.target} | ${m.workload} | ${whole(l.requestsPerSecond)}${m.range ? ` (${whole(m.range[0])}–${whole(m.range[1])})` : ''} | ` +
+          `${fixed(l.latencyMs.p50, 0)} | ${fixed(l.latencyMs.p99, 0)} | ` +
+          `${l.non2xx} | ${l.errors + l.timeouts} | ${l.graphqlErrors} | ${l.mismatches} |`,
+      );
     }
-    const l = m.load;
     lines.push(
-      `| ${m.target} | ${m.workload} | ${whole(l.requestsPerSecond)}${m.range ? ` (${whole(m.range[0])}–${whole(m.range[1])})` : ''} | ` +
-        `${fixed(l.latencyMs.p50, 0)} | ${fixed(l.latencyMs.p99, 0)} | ` +
-        `${l.non2xx} | ${l.errors + l.timeouts} | ${l.graphqlErrors} | ${l.mismatches} |`,
+      '',
+      '## Database and CPU',
+      '',
+      'CPU is in cores (CPU seconds per second of the measured run) for the server process, all of PostgreSQL\'s processes, and the load generator; the machine has ' +
+        `${info.machine.split(' ')[0]} of them.`,
+      '',
+      '| target | workload | SQL statements / request | of them set_config | round trips / request | peak connections | CPU server | CPU PostgreSQL | CPU load generator | CPU other | server CPU ms / request |',
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     );
+    for (const m of rows) {
+      if (m.status !== 'ok' || !m.load || !m.cpuSeconds || !m.windowSeconds) continue;
+      const cores = (seconds: number | undefined) => fixed(seconds === undefined ? undefined : seconds / (m.windowSeconds ?? 1), 2);
+      const { server, postgres, load } = m.cpuSeconds;
+      const perRequest = server === undefined ? undefined : (server * 1000) / m.load.requests;
+      lines.push(
+        `| ${m.target} | ${m.workload} | ${fixed(m.statementsPerRequest, 2)} | ${fixed(m.claimStatementsPerRequest, 2)} | ` +
+          `${fixed(m.roundTripsPerRequest, 2)} | ${m.peakConnections ?? '–'} | ` +
+          `${cores(server)} | ${cores(postgres)} | ${cores(load)} | ${fixed(otherCores(m), 2)} | ${fixed(perRequest, 3)} |`,
+      );
+    }
+    const disturbed = rows.filter((m) => (otherCores(m) ?? 0) > 0.15);
+    const repeated = rows.filter((m) => (m.attempts ?? 1) > 1);
+    if (repeated.length > 0 || disturbed.length > 0) lines.push('');
+    for (const m of repeated) {
+      lines.push(`- ${m.target} ${m.workload} was measured ${m.attempts} times, as other processes used the CPU; the least disturbed run is shown.`);
+    }
+    for (const m of disturbed) {
+      lines.push(`- ${m.target} ${m.workload} still shared the machine (${fixed(otherCores(m), 2)} cores: ${m.busiestOthers || 'unattributed'}): its figures are low.`);
+    }
   }
-  lines.push(
-    '',
-    '## Database and CPU',
-    '',
-    'CPU is in cores (CPU seconds per second of the measured run) for the server process, all of PostgreSQL\'s processes, and the load generator; the machine has ' +
-      `${info.machine.split(' ')[0]} of them.`,
-    '',
-    '| target | workload | SQL statements / request | of them set_config | round trips / request | peak connections | CPU server | CPU PostgreSQL | CPU load generator | CPU other | server CPU ms / request |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  );
-  for (const m of rows) {
-    if (m.status !== 'ok' || !m.load || !m.cpuSeconds || !m.windowSeconds) continue;
-    const cores = (seconds: number | undefined) => fixed(seconds === undefined ? undefined : seconds / (m.windowSeconds ?? 1), 2);
-    const { server, postgres, load } = m.cpuSeconds;
-    const perRequest = server === undefined ? undefined : (server * 1000) / m.load.requests;
-    lines.push(
-      `| ${m.target} | ${m.workload} | ${fixed(m.statementsPerRequest, 2)} | ${fixed(m.claimStatementsPerRequest, 2)} | ` +
-        `${fixed(m.roundTripsPerRequest, 2)} | ${m.peakConnections ?? '–'} | ` +
-        `${cores(server)} | ${cores(postgres)} | ${cores(load)} | ${fixed(otherCores(m), 2)} | ${fixed(perRequest, 3)} |`,
-    );
-  }
-  const disturbed = rows.filter((m) => (otherCores(m) ?? 0) > 0.15);
-  const repeated = rows.filter((m) => (m.attempts ?? 1) > 1);
-  if (repeated.length > 0 || disturbed.length > 0) lines.push('');
-  for (const m of repeated) {
-    lines.push(`- ${m.target} ${m.workload} was measured ${m.attempts} times, as other processes used the CPU; the least disturbed run is shown.`);
-  }
-  for (const m of disturbed) {
-    lines.push(`- ${m.target} ${m.workload} still shared the machine (${fixed(otherCores(m), 2)} cores: ${m.busiestOthers || 'unattributed'}): its figures are low.`);
-  }
-  lines.push('', '## Against the targets of issues 8 and 19', '', '| what | value | target | met |', '| --- | ---: | --- | --- |');
-  for (const check of checks(measurements)) {
+  if (live.length > 0) lines.push('', ...liveSection(info, live));
+  lines.push('', `## Against the targets of issues 8${live.length > 0 ? ', 19 and 20' : ' and 19'}`, '', '| what | value | target | met |', '| --- | ---: | --- | --- |');
+  for (const check of [...checks(measurements), ...liveChecks(live)]) {
     lines.push(`| ${check.what} | ${check.value} | ${check.target} | ${check.met === undefined ? '' : check.met ? 'yes' : '**no**'} |`);
   }
   lines.push(

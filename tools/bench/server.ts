@@ -96,6 +96,8 @@ if (mode === 'raw') {
     // AUTH_JWT_SECRET (set by the bench) → AUTH_MODE=jwt: a token is verified (then cached) and its
     // claims pipelined with the request's statement as set_config('request.jwt.claims', ...).
     auth: config.auth,
+    // As in main.ts: subscriptions (W6) on one LISTEN connection, at most MAX_SUBSCRIPTIONS.
+    live: { listenUrl: config.live.listenUrl, maxSubscriptions: config.live.maxSubscriptions },
     // Requests that used the database: one the load generator cut off before its first statement
     // ran none, and must not lower the statements per request.
     onScopeReleased(stats) {
