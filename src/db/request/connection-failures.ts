@@ -35,3 +35,11 @@ export function isStatementTimeout(error: unknown): boolean {
 export function toError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));
 }
+
+/** A statement was attempted after the request's scope had been released. */
+export class RequestFinishedError extends Error {
+  constructor() {
+    super('This request has finished; its database connection was already released.');
+    this.name = 'RequestFinishedError';
+  }
+}

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { DatabaseBusyError, DatabaseUnavailableError, StatementTimeoutError } from '../../errors.js';
 import type { Database } from '../schema.js';
-import { isConnectionFailure, isStatementTimeout } from './connection-failures.js';
+import { isConnectionFailure, isStatementTimeout, RequestFinishedError } from './connection-failures.js';
 import type { ConnectionSource } from './connection-source.js';
 import type { PrefixStatement } from './pg-protocol.js';
 import { preparedName, runStatement } from './prepared-statements.js';
@@ -11,6 +11,7 @@ import { createScopeDb, type StatementTarget } from './scope-dialect.js';
 import { type PoolerSettings, TransactionLocals } from './transaction-locals.js';
 
 export type { RequestScopeStats } from './request-connection.js';
+export { RequestFinishedError } from './connection-failures.js';
 
 /** Options of {@link RequestScope}. */
 export interface RequestScopeOptions {
@@ -20,15 +21,11 @@ export interface RequestScopeOptions {
   onRelease?: (stats: RequestScopeStats) => void;
   /** Receives what `onRelease` threw; it is not rethrown. */
   onObserverError?: (error: unknown) => void;
-  /**
-   * Set when a pooler in transaction mode (PgBouncer) sits between the pool and PostgreSQL
-   * (`DATABASE_POOLER=transaction`): see {@link TransactionLocals}.
-   */
+  /** Behind a transaction pooler (`DATABASE_POOLER=transaction`): see {@link TransactionLocals}. */
   pooler?: PoolerSettings | undefined;
   /**
-   * The caller's verified claims as JSON, set in each of the request's transactions with
-   * `set_config('request.jwt.claims', claims, true)` (see {@link TransactionLocals}); undefined
-   * for an anonymous request, whose statements carry nothing.
+   * The caller's verified claims as JSON, set in each of the request's transactions (see
+   * {@link TransactionLocals}); undefined for an anonymous request, whose statements carry nothing.
    */
   claims?: string | undefined;
   /**
@@ -40,13 +37,6 @@ export interface RequestScopeOptions {
   preparedStatements?: boolean;
 }
 
-/** A statement was attempted after the request's scope had been released. */
-export class RequestFinishedError extends Error {
-  constructor() {
-    super('This request has finished; its database connection was already released.');
-    this.name = 'RequestFinishedError';
-  }
-}
 
 /** "Nothing to wait for", shared by every scope. */
 const SETTLED: Promise<void> = Promise.resolve();
@@ -116,9 +106,7 @@ export class RequestScope implements StatementTarget {
     this.#inFlight += 1;
     // One statement at a time, in call order: loaders of the same tick ask concurrently, and pg 8
     // only queues a second query on a busy client with a deprecation warning (pg 9 refuses).
-    const previous = this.#lastStatement;
-    let done!: () => void;
-    this.#lastStatement = new Promise((resolve) => (done = resolve));
+    const [previous, done] = this.#nextTurn();
     try {
       await previous;
       const connection = this.#connection;
@@ -181,9 +169,7 @@ export class RequestScope implements StatementTarget {
     if (!locals?.open) return;
     // In the statement queue: a statement a resolver sends late runs after the COMMIT, with the
     // settings of a statement outside a transaction, never after it without them.
-    const previous = this.#lastStatement;
-    let done!: () => void;
-    this.#lastStatement = new Promise((resolve) => (done = resolve));
+    const [previous, done] = this.#nextTurn();
     try {
       await previous;
       if (!locals.open) return;
@@ -279,6 +265,14 @@ export class RequestScope implements StatementTarget {
   release(): Promise<void> {
     this.#released ??= this.#release();
     return this.#released;
+  }
+
+  /** Takes the next place in the statement queue: wait for `previous`, call `done` after. */
+  #nextTurn(): [previous: Promise<void>, done: () => void] {
+    const previous = this.#lastStatement;
+    let done!: () => void;
+    this.#lastStatement = new Promise((resolve) => (done = resolve));
+    return [previous, done];
   }
 
   #mayRetry(sql: string, error: unknown): boolean {
