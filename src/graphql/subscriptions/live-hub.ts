@@ -118,8 +118,9 @@ export class LiveHub {
     try {
       await this.#ensureListening();
     } catch (error) {
-      live.subscriber.return();
-      throw error;
+      // No listener, no updates: the client learns it now, as a coded error, and holds no place.
+      void live.subscriber.return();
+      return { errors: [new DatabaseUnavailableError(error)] };
     }
     return live.subscriber;
   }
