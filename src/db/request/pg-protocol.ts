@@ -117,8 +117,10 @@ class PrefixedQuery extends PgQuery {
       } else {
         if (connection.parsedStatements[name] === undefined) {
           connection.parse({ text, name });
-          // Recorded now (pg records its own on ParseComplete, under the main statement's name): a
-          // failed Parse of this fixed text means a broken connection, which is never pooled again.
+          // Recorded now: pg records names on ParseComplete, under the active query's name (the
+          // main statement's). This fixed text does not fail to parse; should the round trip fail
+          // before its Parse ran (an aborted transaction), the named statement is missing and its
+          // Bind fails as stale (26000), which marks the connection not to be pooled again.
           connection.parsedStatements[name] = text;
         }
         connection.bind(values ? { statement: name, values } : { statement: name });
