@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { startTestServer, type TestServer } from '../support/server.js';
+import { eventually, startTestServer, type TestServer } from '../support/server.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MANIFEST_PATH = fileURLToPath(new URL('../../examples/client/generated/persisted-documents.json', import.meta.url));
@@ -28,8 +28,8 @@ afterAll(async () => {
 });
 
 /** Runs `npm run example:client` (the README's command) against `url`; returns its JSON line. */
-async function runExampleClient(url: string, hashesOnly: boolean): Promise<unknown> {
-  const args = ['run', '--silent', 'example:client', '--', '--url', url, ...(hashesOnly ? ['--hashes-only'] : [])];
+async function runExampleClient(url: string, hashesOnly: boolean, more: readonly string[] = []): Promise<unknown> {
+  const args = ['run', '--silent', 'example:client', '--', '--url', url, ...(hashesOnly ? ['--hashes-only'] : []), ...more];
   const { stdout } = await promisify(execFile)('npm', args, { cwd: REPO_ROOT, timeout: 60_000 });
   return JSON.parse(stdout.trim().split('\n').at(-1) ?? 'null');
 }
@@ -106,5 +106,47 @@ describe('PERSISTED_DOCUMENTS=only', () => {
     expect(adHoc.body.data).toEqual({ items: [{ number: 1 }, { number: 2 }] });
     const unknown = await post(open, { documentId: 'sha256:nope' });
     expect(unknown.body.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+  });
+});
+
+interface WatchSummary {
+  createdId: string;
+  watched: { id: string; number: number; label: string; category: string | null }[];
+}
+
+/** `npm run example:client -- --watch N` against `url` (the client's subscription). */
+async function runWatching(url: string, count: number, hashesOnly: boolean): Promise<WatchSummary> {
+  return (await runExampleClient(url, hashesOnly, ['--watch', String(count)])) as WatchSummary;
+}
+
+describe("the typed example client's subscription (--watch N)", () => {
+  it('receives its own new item and the ones created meanwhile by others, then leaves', async () => {
+    const running = runWatching(open.url, 3, false);
+    // Once its subscription is registered and the listener is up (events from then on are
+    // delivered; the first subscription opens the listener), two more items come from elsewhere.
+    const live = open.server.live;
+    expect(await eventually(() => live?.size === 1 && live.listenerPid !== undefined, 30_000), 'the client never subscribed').toBe(true);
+    const others: string[] = [];
+    for (const label of ['elsewhere 1', 'elsewhere 2']) {
+      const { body } = await open.graphql(`mutation { createItem(input: { number: 8, label: "${label}", categoryId: "2" }) { id } }`);
+      expect(body.errors).toBeUndefined();
+      others.push((body.data?.['createItem'] as { id: string }).id);
+    }
+    const summary = await running;
+    const byId = (a: { id: string }, b: { id: string }) => Number(a.id) - Number(b.id);
+    expect([...summary.watched].sort(byId)).toEqual(
+      [
+        { id: summary.createdId, number: 7, label: 'from the example client', category: 'category-1' },
+        ...others.map((id, i) => ({ id, number: 8, label: `elsewhere ${i + 1}`, category: 'category-2' })),
+      ].sort(byId),
+    );
+    // Done, the client closed its stream: poolgraph serves no subscription any more.
+    expect(await eventually(() => open.server.live?.size === 0)).toBe(true);
+  });
+
+  it('subscribes by hash alone where only persisted documents run', async () => {
+    const summary = await runWatching(only.url, 1, true);
+    expect(summary.watched).toEqual([{ id: summary.createdId, number: 7, label: 'from the example client', category: 'category-1' }]);
+    expect(await eventually(() => only.server.live?.size === 0)).toBe(true);
   });
 });

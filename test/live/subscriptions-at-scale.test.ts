@@ -13,6 +13,8 @@ import {
   watchConnections,
   watchSse,
   watchWs,
+  mixedSpec,
+  UPDATED_ITEMS,
 } from '../support/live-watchers.js';
 import { scrape } from '../support/metrics.js';
 import { usePostgresStatements } from '../support/postgres-statements.js';
@@ -21,25 +23,6 @@ import { subscribeSse } from '../support/sse.js';
 
 const POOL_SIZE = 2;
 const POOL_MAX_OVERFLOW = 3;
-
-/** Items 11-20 are updated (never deleted), items 101-140 deleted (never updated); new items are never touched again. */
-const UPDATED = Array.from({ length: 10 }, (_, i) => String(11 + i));
-
-/** The mix of subscriptions: filtered and not, of each field. */
-function specAt(i: number): WatchSpec {
-  switch (i % 5) {
-    case 0:
-      return { field: 'itemCreated' };
-    case 1:
-      return { field: 'itemCreated', filter: '1' };
-    case 2:
-      return { field: 'itemUpdated', filter: UPDATED[Math.floor(i / 5) % UPDATED.length]! };
-    case 3:
-      return { field: 'itemUpdated' };
-    default:
-      return { field: 'itemDeleted' };
-  }
-}
 
 /**
  * The issue's proof at scale (I8, docs/design.md): hundreds of subscribers over both transports,
@@ -70,9 +53,9 @@ describe('subscriptions at scale', () => {
     // In batches, so the HTTP server's accept backlog never overflows.
     for (let start = 0; start < sse; start += 100) {
       const count = Math.min(100, sse - start);
-      watchers.push(...(await Promise.all(Array.from({ length: count }, (_, i) => watchSse(t.server.url, specAt(start + i), `${name}-sse-${start + i}`)))));
+      watchers.push(...(await Promise.all(Array.from({ length: count }, (_, i) => watchSse(t.server.url, mixedSpec(start + i), `${name}-sse-${start + i}`)))));
     }
-    for (let i = 0; i < ws; i++) watchers.push(watchWs(t.server.url, specAt(i), `${name}-ws-${i}`));
+    for (let i = 0; i < ws; i++) watchers.push(watchWs(t.server.url, mixedSpec(i), `${name}-ws-${i}`));
     const registered = await eventually(() => t.server.server.live?.size === before + sse + ws, 20_000);
     expect(registered, `subscriptions registered: ${t.server.server.live?.size} of ${before + sse + ws}`).toBe(true);
     return watchers;
@@ -111,7 +94,7 @@ describe('subscriptions at scale', () => {
       });
     }
     for (let i = 0; i < 70; i++) {
-      tasks.push(() => writers.query('update items set number = number + 1 where id = $1', [UPDATED[i % UPDATED.length]]));
+      tasks.push(() => writers.query('update items set number = number + 1 where id = $1', [UPDATED_ITEMS[i % UPDATED_ITEMS.length]]));
     }
     for (let i = 0; i < 30; i++) tasks.push(() => writers.query('delete from items where id = $1', [deleteFrom + i]));
     for (let i = 30; i < 40; i++) {
@@ -175,7 +158,7 @@ describe('subscriptions at scale', () => {
     expect((await scrape(metricsUrl)).value('poolgraph_subscriptions', { transport: 'sse' })).toBe(500);
     try {
       const after = await lastEventId();
-      const before = await numbersOf(UPDATED);
+      const before = await numbersOf(UPDATED_ITEMS);
       const monitor = await watchConnections(t.database.url);
       let samples;
       try {
@@ -188,7 +171,7 @@ describe('subscriptions at scale', () => {
       }
       const outbox = await events(after);
       expect(outbox).toHaveLength(200);
-      const problems = problemsOf(watchers, outbox, { before, after: await numbersOf(UPDATED) });
+      const problems = problemsOf(watchers, outbox, { before, after: await numbersOf(UPDATED_ITEMS) });
       expect(problems.slice(0, 20), `${problems.length} subscribers wrong`).toEqual([]);
       const delivered = watchers.reduce((sum, watcher) => sum + watcher.results.length, 0);
       console.info(
@@ -207,7 +190,7 @@ describe('subscriptions at scale', () => {
     const watchers = await openWatchers(100, 10, 'killed');
     try {
       const after = await lastEventId();
-      const before = await numbersOf(UPDATED);
+      const before = await numbersOf(UPDATED_ITEMS);
       const pid = t.server.server.live?.listenerPid;
       expect(pid).toBeGreaterThan(0);
       const tasks = writes(11, 201);
@@ -227,7 +210,7 @@ describe('subscriptions at scale', () => {
       await settle(watchers, after, 20_000);
       const outbox = await events(after);
       expect(outbox).toHaveLength(200);
-      const problems = problemsOf(watchers, outbox, { before, after: await numbersOf(UPDATED) });
+      const problems = problemsOf(watchers, outbox, { before, after: await numbersOf(UPDATED_ITEMS) });
       expect(problems.slice(0, 20), `${problems.length} subscribers wrong`).toEqual([]);
       const newPid = t.server.server.live?.listenerPid;
       expect(newPid).toBeGreaterThan(0);

@@ -15,29 +15,12 @@ import {
   runConcurrently,
   shuffled,
   type Watcher,
-  type WatchSpec,
   watchSse,
   watchWs,
+  mixedSpec,
+  UPDATED_ITEMS,
 } from '../support/live-watchers.js';
 import { eventually, startTestServer, type TestServer } from '../support/server.js';
-
-/** Items 11-20 are updated, items 51 and up deleted; new items are never touched again. */
-const UPDATED = Array.from({ length: 10 }, (_, i) => String(11 + i));
-
-function specAt(i: number): WatchSpec {
-  switch (i % 5) {
-    case 0:
-      return { field: 'itemCreated' };
-    case 1:
-      return { field: 'itemCreated', filter: '1' };
-    case 2:
-      return { field: 'itemUpdated', filter: UPDATED[Math.floor(i / 5) % UPDATED.length]! };
-    case 3:
-      return { field: 'itemUpdated' };
-    default:
-      return { field: 'itemDeleted' };
-  }
-}
 
 /**
  * I8 across a PostgreSQL restart: a PostgreSQL of this file's own (persistent data, fixed port),
@@ -86,19 +69,19 @@ describe('subscriptions across a PostgreSQL restart', () => {
     const tasks: (() => Promise<unknown>)[] = [];
     for (let i = 0; i < count; i++) {
       if (i % 3 === 0) tasks.push(() => writers.query('insert into items (number, label, category_id) values ($1, $2, $3)', [i, `new-${i}`, (i % 3) + 1 + (i % 2)]));
-      else if (i % 3 === 1) tasks.push(() => writers.query('update items set number = number + 1 where id = $1', [UPDATED[i % UPDATED.length]]));
+      else if (i % 3 === 1) tasks.push(() => writers.query('update items set number = number + 1 where id = $1', [UPDATED_ITEMS[i % UPDATED_ITEMS.length]]));
       else tasks.push(() => writers.query('delete from items where id = $1', [deleteFrom + Math.floor(i / 3)]));
     }
     return shuffled(tasks, seedValue);
   }
 
   it('delivers every event committed before and after PostgreSQL restarts, in id order, once', async () => {
-    const watchers: Watcher[] = await Promise.all(Array.from({ length: 20 }, (_, i) => watchSse(server.url, specAt(i), `restart-sse-${i}`)));
-    for (let i = 0; i < 5; i++) watchers.push(watchWs(server.url, specAt(i), `restart-ws-${i}`));
+    const watchers: Watcher[] = await Promise.all(Array.from({ length: 20 }, (_, i) => watchSse(server.url, mixedSpec(i), `restart-sse-${i}`)));
+    for (let i = 0; i < 5; i++) watchers.push(watchWs(server.url, mixedSpec(i), `restart-ws-${i}`));
     try {
       expect(await eventually(() => server.server.live?.size === 25, 10_000)).toBe(true);
       const [{ last: after } = { last: '0' }] = await query<{ last: string }>('select coalesce(max(id), 0)::text as last from item_events');
-      const before = await numbersOf(UPDATED);
+      const before = await numbersOf(UPDATED_ITEMS);
       const pidBefore = server.server.live?.listenerPid;
 
       // Before: 30 writes, all committed.
@@ -145,7 +128,7 @@ describe('subscriptions across a PostgreSQL restart', () => {
           `listener ${pidBefore} -> ${server.server.live?.listenerPid}, ${watchers.reduce((sum, watcher) => sum + watcher.results.length, 0)} results`,
       );
       expect(outbox.length).toBeGreaterThanOrEqual(30 + 30 + 5 + (30 - failedDuring));
-      const problems = problemsOf(watchers, outbox, { before, after: await numbersOf(UPDATED) });
+      const problems = problemsOf(watchers, outbox, { before, after: await numbersOf(UPDATED_ITEMS) });
       expect(problems.slice(0, 20), `${problems.length} subscribers wrong`).toEqual([]);
       expect(server.server.live?.listenerPid).toBeGreaterThan(0);
       expect(server.server.live?.listenerPid).not.toBe(pidBefore);

@@ -292,3 +292,22 @@ export async function rawSseSubscription(url: string, query: string): Promise<{ 
     },
   };
 }
+
+/** Items 11-20 are the ones the tests update (never delete): the filtered itemUpdated subscriptions watch them. */
+export const UPDATED_ITEMS: readonly string[] = Array.from({ length: 10 }, (_, i) => String(11 + i));
+
+/** The mix of subscriptions the live tests open: filtered and not, of each field, by subscriber number. */
+export function mixedSpec(i: number): WatchSpec {
+  switch (i % 5) {
+    case 0:
+      return { field: 'itemCreated' };
+    case 1:
+      return { field: 'itemCreated', filter: '1' };
+    case 2:
+      return { field: 'itemUpdated', filter: UPDATED_ITEMS[Math.floor(i / 5) % UPDATED_ITEMS.length]! };
+    case 3:
+      return { field: 'itemUpdated' };
+    default:
+      return { field: 'itemDeleted' };
+  }
+}
