@@ -5,18 +5,37 @@ import type { YogaLogger } from 'graphql-yoga';
 /** How log lines are written: JSON (for machines) or pretty, coloured lines (for a person). */
 export type LogFormat = 'json' | 'pretty';
 
+/** The process's logger, and a way to print text for a person in order with its lines. */
+export interface ProcessOutput {
+  logger: Logger;
+  /** Writes `text` to stdout after every line logged before it (the start banner). */
+  print(text: string): void;
+}
+
 /**
  * Creates the process logger on stdout at `level`: one JSON object per line, or with `pretty`,
  * pino-pretty's coloured lines for a person at a terminal. Pretty formatting runs in this thread
  * (a stream, not a worker transport): it costs more per line, which only matters under load, and
  * load is not what a terminal is for.
  */
-export function createLogger(level: LevelWithSilent = 'info', format: LogFormat = 'json'): Logger {
+export function createProcessOutput(level: LevelWithSilent = 'info', format: LogFormat = 'json'): ProcessOutput {
   const options = { name: 'poolgraph', level };
-  if (format === 'json') return pino(options);
+  if (format === 'json') {
+    // pino's default destination, made here to print through it: its writes are asynchronous (a
+    // line logged under load does not block), so text written to stdout directly could overtake
+    // lines still queued; the start banner did, and a test reading the lines logged before it
+    // missed them.
+    const destination = pino.destination({ dest: 1, sync: false });
+    return { logger: pino(options, destination), print: (text) => void destination.write(text) };
+  }
   // sync: main() calls process.exit() right after its last line, which must not be lost.
   const pretty = pinoPretty({ colorize: true, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name' });
-  return pino(options, pretty);
+  return { logger: pino(options, pretty), print: (text) => void process.stdout.write(text) };
+}
+
+/** The logger of {@link createProcessOutput}, for callers that print nothing beside it. */
+export function createLogger(level: LevelWithSilent = 'info', format: LogFormat = 'json'): Logger {
+  return createProcessOutput(level, format).logger;
 }
 
 /**

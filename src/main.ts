@@ -14,7 +14,7 @@ import { warmUpPool } from './db/pools/pool.js';
 import { DEFAULT_SEED_SIZE, isEmpty, seed } from './db/setup/seed.js';
 import { createDrainableHttpServer } from './http/http-server.js';
 import { attachGraphqlWs } from './graphql/subscriptions/websocket.js';
-import { createLogger, resolveLogFormat } from './logger.js';
+import { createProcessOutput, resolveLogFormat } from './logger.js';
 import { createMetricsListener } from './operating/metrics/metrics-listener.js';
 import { readPersistedDocumentsManifest } from './graphql/persisted-documents-manifest.js';
 
@@ -26,7 +26,7 @@ import { readPersistedDocumentsManifest } from './graphql/persisted-documents-ma
  */
 async function main(): Promise<void> {
   const config = loadConfig({ ...process.env, NODE_ENV: NODE_ENV_SET_BY_USER });
-  const logger = createLogger(config.logLevel, resolveLogFormat(config.logFormat, process.stdout.isTTY === true));
+  const { logger, print } = createProcessOutput(config.logLevel, resolveLogFormat(config.logFormat, process.stdout.isTTY === true));
   const { mode, manifestPath } = config.persistedDocuments;
   const persistedDocuments = { mode, documents: readPersistedDocumentsManifest(manifestPath, mode === 'only') };
   // Listen for signals before anything starts: a SIGTERM while the embedded database starts or
@@ -108,7 +108,7 @@ async function main(): Promise<void> {
       const metricsAt = !server.metrics
         ? 'off (METRICS_ENABLED=false)'
         : `http://localhost:${metricsPort ?? port}/metrics`;
-      process.stdout.write(
+      print(
         `\npoolgraph: GraphiQL at http://localhost:${port}${server.yoga.graphqlEndpoint}\n` +
           `  database: ${where}\n` +
           `  pool:     ${size} kept open + ${maxOverflow} overflow (max ${size + maxOverflow}), ` +

@@ -66,6 +66,35 @@ describe('the live-update listener', () => {
     }
   });
 
+  it('waits for a writer whose transaction began after the newest one that ended (its xid is not in the snapshot)', async () => {
+    // The order that lost an event under load: B takes its xid, then A takes a higher one and
+    // event N, then B writes N + 1 and commits. Until A ends, a snapshot's xmax is B's xid + 1, so
+    // A runs "above" it and its bounds show nothing running (xmin = xmax), yet N is still to come.
+    const received: ItemEvent[] = [];
+    const listener = listen(received);
+    await listener.start();
+    const [a, b] = [await writers.connect(), await writers.connect()];
+    try {
+      await b.query('begin');
+      await b.query('select pg_current_xact_id()');
+      await a.query('begin');
+      const { rows: byA } = await a.query<{ id: string }>("insert into items (number, label) values (1, 'A, still running') returning id");
+      const { rows: byB } = await b.query<{ id: string }>("insert into items (number, label) values (2, 'B, committed') returning id");
+      await b.query('commit');
+      // B's event is read and held back at A's gap; reads go on every 20 ms meanwhile.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(received, 'nothing delivered past a gap a running writer holds').toEqual([]);
+      await a.query('commit');
+      expect(await eventually(() => received.length >= 2, 5_000)).toBe(true);
+      expect(received.map((event) => event.itemId)).toEqual([byA[0]!.id, byB[0]!.id]);
+    } finally {
+      await a.query('rollback').catch(() => undefined);
+      a.release();
+      b.release();
+      await listener.stop();
+    }
+  });
+
   it('loses nothing when its backend is killed mid-stream, and says it reconnected', async () => {
     const received: ItemEvent[] = [];
     const listener = listen(received);

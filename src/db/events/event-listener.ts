@@ -34,7 +34,6 @@ export interface EventListenerOptions {
 
 interface ReadRow {
   xmin: string;
-  xmax: string;
   id: string | null;
   kind: ItemEvent['kind'] | null;
   item_id: string | null;
@@ -43,11 +42,26 @@ interface ReadRow {
 }
 
 const READ_EVENTS = `
-  select s.xmin::text as xmin, s.xmax::text as xmax, e.id::text as id, e.kind, e.item_id::text as item_id,
+  select s.xmin::text as xmin, e.id::text as id, e.kind, e.item_id::text as item_id,
          e.category_id::text as category_id, (extract(epoch from e.at) * 1000)::float8 as at
-  from (select pg_snapshot_xmin(pg_current_snapshot()) as xmin, pg_snapshot_xmax(pg_current_snapshot()) as xmax) as s
+  from (select pg_snapshot_xmin(pg_current_snapshot()) as xmin) as s
   left join lateral (select * from item_events where id > $1 order by id limit ${READ_LIMIT}) as e on true
   order by e.id`;
+
+/**
+ * A cursor after the newest committed event: later ones are delivered. It knows the ids handed
+ * out so far, and an xid assigned after reading them (a statement of its own, so that it comes
+ * after), so that the gap the seed and rolled-back writes leave below the next id costs nothing.
+ */
+async function placeCursor(client: pg.Client): Promise<EventCursor> {
+  const { rows: [place] } = await client.query<{ last: string; taken: string }>(
+    `select coalesce((select max(id) from item_events), 0)::text as last,
+            coalesce(pg_sequence_last_value('item_events_id_seq'), 0)::text as taken`,
+  );
+  const { rows: [after] } = await client.query<{ xid: string }>('select pg_current_xact_id()::text as xid');
+  if (!place || !after) throw new Error('placing the live-update cursor read no row');
+  return new EventCursor(BigInt(place.last), { taken: BigInt(place.taken), horizon: BigInt(after.xid) });
+}
 
 /**
  * The process's ONE connection for live updates (I8): a `pg.Client` of its own, never from the
@@ -112,10 +126,7 @@ export class EventListener {
     try {
       await client.connect();
       await client.query(`listen ${ITEM_EVENTS_CHANNEL}`);
-      if (!this.#cursor) {
-        const { rows } = await client.query<{ last: string }>('select coalesce(max(id), 0)::text as last from item_events');
-        this.#cursor = new EventCursor(BigInt(rows[0]?.last ?? '0'));
-      }
+      this.#cursor ??= await placeCursor(client);
     } catch (error) {
       await client.end().catch(() => undefined);
       throw error;
@@ -204,7 +215,10 @@ export class EventListener {
           : [{ id: row.id, kind: row.kind, itemId: row.item_id, categoryId: row.category_id, at: row.at ?? 0 }],
       );
       const before = cursor.after;
-      const { deliver, holding } = cursor.advance({ events, xmin: BigInt(first.xmin), xmax: BigInt(first.xmax) });
+      const { deliver, holding, wantsHorizon } = cursor.advance({ events, xmin: BigInt(first.xmin) });
+      // Taken after the read, before anything is delivered: see EventCursor. A failure leaves the
+      // gap without a horizon, and the next read asks again.
+      const horizonTaken = wantsHorizon && (await this.#takeHorizon(client, cursor));
       if (deliver.length > 0) {
         try {
           await this.#options.onEvents(deliver);
@@ -217,11 +231,30 @@ export class EventListener {
           return;
         }
       }
+      // A gap a rolled-back write left is settled by reading again right after its horizon, if
+      // nothing older runs; one a running writer holds is read again after a while.
+      if (horizonTaken) continue;
       if (holding) {
         this.#readLater(this.#options.gapRetryMs ?? 20);
         return;
       }
       if (events.length < READ_LIMIT) return;
+    }
+  }
+
+  /**
+   * Gives the cursor an xid assigned now, after its read (an autocommitted transaction of its
+   * own); false when that failed.
+   */
+  async #takeHorizon(client: pg.Client, cursor: EventCursor): Promise<boolean> {
+    try {
+      const { rows } = await client.query<{ xid: string }>('select pg_current_xact_id()::text as xid');
+      if (!rows[0]) return false;
+      cursor.holdUntil(BigInt(rows[0].xid));
+      return true;
+    } catch (error) {
+      this.#options.logger.warn({ err: error }, 'taking a transaction id to wait out a gap in the live-update events failed');
+      return false;
     }
   }
 }
