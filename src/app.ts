@@ -134,7 +134,7 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     // Before the scope: the caller's claims go with the scope's every transaction.
     authentication,
     requestScope,
-    ...(live ? [useLiveSubscriptions(live)] : []),
+    ...(live ? [useLiveSubscriptions(live, maskErrorKeepingCause)] : []),
     usePartialDataStatus(),
     useRequestErrorCode(),
     // graphql-jit where it is correct; graphql-js's executor elsewhere, which stops resolving

@@ -62,6 +62,14 @@ export class Subscriber implements AsyncIterableIterator<ExecutionResult> {
     return new Promise((resolve) => (this.#waiting = resolve));
   }
 
+  /**
+   * Takes every result queued now, without waiting (the SSE stream writes them as one chunk after
+   * {@link next} gave it the first).
+   */
+  drain(): ExecutionResult[] {
+    return this.#queue.splice(0, this.#queue.length);
+  }
+
   /** The client went away (the transport stops iterating). */
   return(): Promise<IteratorResult<ExecutionResult>> {
     this.#queue.length = 0;
