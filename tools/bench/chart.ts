@@ -1,10 +1,18 @@
 import type { Measurement } from './measure.js';
-import type { ServerMode } from './protocol.js';
+import type { BenchTarget } from './protocol.js';
 import { type WorkloadName } from './workloads.js';
 
 /** The bar colour of each target. */
-const COLOURS: Record<ServerMode, string> = { poolgraph: '#2563eb', raw: '#9ca3af', unpooled: '#f59e0b' };
-const TARGETS: readonly ServerMode[] = ['poolgraph', 'raw', 'unpooled'];
+const COLOURS: Record<BenchTarget, string> = {
+  poolgraph: '#2563eb',
+  raw: '#9ca3af',
+  unpooled: '#f59e0b',
+  mercurius: '#dc2626',
+  apollo: '#7c3aed',
+  yoga: '#db2777',
+  postgraphile: '#059669',
+};
+const TARGETS = Object.keys(COLOURS) as BenchTarget[];
 const WORKLOADS: readonly WorkloadName[] = ['W1', 'W1-token', 'W2', 'W3', 'W4', 'W5'];
 
 /**
@@ -12,7 +20,7 @@ const WORKLOADS: readonly WorkloadName[] = ['W1', 'W1-token', 'W2', 'W3', 'W4', 
  * it, each labelled with its value: a plain SVG document (no browser or library needed).
  */
 export function renderChart(measurements: readonly Measurement[], subtitle: string): string {
-  const value = (target: ServerMode, workload: WorkloadName) =>
+  const value = (target: BenchTarget, workload: WorkloadName) =>
     measurements.find((m) => m.target === target && m.workload === workload && m.status === 'ok')?.load
       ?.requestsPerSecond;
   const workloads = WORKLOADS.filter((w) => TARGETS.some((t) => value(t, w) !== undefined));

@@ -7,7 +7,7 @@
  *                    [--workloads W1,W1-token,W2,W3,W4,W5,W6] [--targets poolgraph,raw,unpooled]
  *                    [--live-subscribers 1000,100]
  *                    [--rounds 1] [--attempts 3] [--no-write] [--output docs/benchmarks.md]
- *                    [--profile DIR] [--seed] [--verbose] [--node 24]
+ *                    [--profile DIR] [--seed] [--verbose] [--node 24] [--peers]
  *
  * Without `DATABASE_URL` it starts an embedded PostgreSQL (with `pg_stat_statements`) in a temp
  * folder, seeded 100 x 100, and removes it afterwards. With `DATABASE_URL` it uses that database
@@ -46,8 +46,9 @@ import { createBenchAuth } from './auth.js';
 import { type NodeBinary, resolveNodeBinary } from './node-binary.js';
 import { type BenchDatabase, Observer, openBenchDatabase } from './database.js';
 import { type Measurement, measure, median, otherCores } from './measure.js';
-import type { ServerMode } from './protocol.js';
-import { allCorrect, rate, renderReport, type RunInfo } from './report.js';
+import { PEER_NAMES, PEER_WORKLOAD_NAMES, type PeerName, isPeerName, peerWorkload } from './peers.js';
+import type { BenchTarget } from './protocol.js';
+import { allCorrect, type PeerRatio, rate, renderReport, type RunInfo } from './report.js';
 import { type LiveMeasurement, cpuMsPerDelivery, liveCorrect, liveMedian, liveOtherCores, measureLive } from './live.js';
 import { WORKLOAD_NAMES, WORKLOADS, type WorkloadName } from './workloads.js';
 
@@ -61,10 +62,11 @@ const MAX_OVERFLOW = 0;
  * W1-token: raw verifies no tokens (it has no GraphQL or auth to compare), and unpooled's cost is
  * its new connection per request, which a token does not change.
  */
-const SUPPORTED: Record<ServerMode, readonly WorkloadName[]> = {
+const SUPPORTED: Record<BenchTarget, readonly WorkloadName[]> = {
   poolgraph: WORKLOAD_NAMES,
   raw: ['W1', 'W2'],
   unpooled: ['W1'],
+  ...(Object.fromEntries(PEER_NAMES.map((peer) => [peer, PEER_WORKLOAD_NAMES])) as Record<PeerName, readonly WorkloadName[]>),
 };
 
 const { values } = parseArgs({
@@ -83,6 +85,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '1' },
     verbose: { type: 'boolean', default: false },
     node: { type: 'string' },
+    peers: { type: 'boolean', default: false },
   },
 });
 
@@ -126,7 +129,9 @@ const workloads = list<WorkloadName | 'W6'>('workloads', values.workloads, [...W
 const liveSubscribers = values['live-subscribers']
   .split(',')
   .map((count) => boundedInteger('live-subscribers', count.trim(), 1, 100_000));
-const targets = list<ServerMode>('targets', values.targets, ['poolgraph', 'raw', 'unpooled']);
+// --peers adds every peer (peers.ts) to the targets; --targets may also name peers one by one.
+const targets = list<BenchTarget>('targets', values.targets, ['poolgraph', 'raw', 'unpooled', ...PEER_NAMES]);
+if (values.peers) targets.push(...PEER_NAMES.filter((peer) => !targets.includes(peer)));
 const profileDir = values.profile === undefined ? undefined : resolve(values.profile);
 // A profiled server is slower: its numbers must not replace the committed ones.
 const write = !values['no-write'] && profileDir === undefined;
@@ -171,7 +176,8 @@ try {
       AUTH_JWT_SECRET: auth.secret,
       POOL_SIZE: String(POOL_SIZE),
       POOL_MAX_OVERFLOW: String(MAX_OVERFLOW),
-      LOG_LEVEL: process.env.LOG_LEVEL || 'warn',
+      // Beside peers, poolgraph runs at npm start's defaults (issue 21): its request log line at info.
+      LOG_LEVEL: process.env.LOG_LEVEL || (values.peers ? 'info' : 'warn'),
     };
     const context = { database, token: auth.token, observer, env, connections, seconds, warmupSeconds, profileDir, verbose: values.verbose, nodePath: serverNode.path, log };
     /**
@@ -179,12 +185,13 @@ try {
      * measured again, keeping the least disturbed attempt: its numbers would be low for reasons
      * that are not the server's.
      */
-    const measureUndisturbed = async (target: ServerMode, name: WorkloadName, round: number): Promise<Measurement> => {
+    const measureUndisturbed = async (target: BenchTarget, name: WorkloadName, round: number): Promise<Measurement> => {
       let kept: Measurement | undefined;
       let attempt = 1;
       for (; ; attempt += 1) {
         log(`${target} ${name}${rounds > 1 ? ` (round ${round})` : ''}: ${warmupSeconds} s warm-up + ${seconds} s at c=${connections}`);
-        const measurement = await measure(target, WORKLOADS[name], context).catch(
+        const workload = isPeerName(target) ? peerWorkload(target, name) : WORKLOADS[name];
+        const measurement = await measure(target, workload, context).catch(
           (error: unknown): Measurement => ({ target, workload: name, status: 'failed', note: (error as Error).message }),
         );
         log(`${target} ${name}: ${describe(measurement)}`);
@@ -216,18 +223,20 @@ try {
       return { ...kept, attempts: attempt };
     };
 
-    // Rounds interleave the targets, so that a slow spell of the machine does not favour one.
+    // Rounds interleave the targets: each workload runs on every target, one after the other,
+    // before the next workload, so that a slow spell of the machine hits all of them alike.
     const byRound: Measurement[][] = [];
     for (let round = 1; round <= rounds; round += 1) {
       const measured: Measurement[] = [];
-      for (const target of targets) {
-        for (const name of WORKLOAD_NAMES) {
+      for (const name of WORKLOAD_NAMES) {
+        for (const target of targets) {
           if (workloads.includes(name) && SUPPORTED[target].includes(name)) measured.push(await measureUndisturbed(target, name, round));
         }
       }
       byRound.push(measured);
     }
     const measurements = (byRound[0] ?? []).map((first, i) => median(byRound.map((measured) => measured[i] ?? first)));
+    const peerRatios = peerRatiosOf(byRound, targets.filter(isPeerName));
 
     // W6 on poolgraph, after the HTTP workloads: each round, each number of subscribers.
     const liveRounds: LiveMeasurement[][] = liveSubscribers.map(() => []);
@@ -259,7 +268,7 @@ try {
       profiled: profileDir !== undefined,
     };
     const chartLink = write ? relative(dirname(output), chartFile) : undefined;
-    const report = renderReport(info, measurements, chartLink, live);
+    const report = renderReport(info, measurements, chartLink, live, peerRatios);
     process.stdout.write(`\n${report}\n`);
     if (write) {
       writeFileSync(output, withKeptSection(report, output));
@@ -279,6 +288,7 @@ try {
         w1PooledToUnpooled: ratio(rate(measurements, 'poolgraph', 'W1'), rate(measurements, 'unpooled', 'W1')),
         w1TokenToW1: ratio(rate(measurements, 'poolgraph', 'W1-token'), rate(measurements, 'poolgraph', 'W1')),
       },
+      peerRatios,
       measurements: measurements.map((m) => ({
         target: m.target,
         workload: m.workload,
@@ -361,6 +371,27 @@ function describe(m: Measurement): string {
     `(${m.claimStatementsPerRequest?.toFixed(2) ?? '?'} set_config), ${m.roundTripsPerRequest?.toFixed(2) ?? '?'} round trips/request, peak ${m.peakConnections} connections, ` +
     `${l.mismatches} wrong, ${l.non2xx} non-2xx, ${l.errors + l.timeouts} socket errors`
   );
+}
+
+/**
+ * poolgraph's req/s over each peer's, per workload: the median of the per-round ratios (each
+ * round's two runs were measured back to back), with the rounds' lowest and highest.
+ */
+function peerRatiosOf(byRound: readonly Measurement[][], peers: readonly PeerName[]): PeerRatio[] {
+  const result: PeerRatio[] = [];
+  for (const peer of peers) {
+    for (const workload of PEER_WORKLOAD_NAMES) {
+      const perRound = byRound
+        .map((measured) => ratio(rate(measured, 'poolgraph', workload), rate(measured, peer, workload)))
+        .filter((value): value is number => value !== undefined)
+        .sort((a, b) => a - b);
+      if (perRound.length === 0) continue;
+      const mid = Math.floor(perRound.length / 2);
+      const value = perRound.length % 2 === 1 ? perRound[mid]! : (perRound[mid - 1]! + perRound[mid]!) / 2;
+      result.push({ peer, workload, ratio: value, range: [perRound[0]!, perRound.at(-1)!], rounds: perRound.length });
+    }
+  }
+  return result;
 }
 
 function ratio(a: number | undefined, b: number | undefined): number | undefined {

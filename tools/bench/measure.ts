@@ -3,12 +3,13 @@ import type { BenchDatabase, Observer } from './database.js';
 import { busiestOthers, machineBusySeconds, postgresCpuSeconds, processCpuSeconds, processSnapshot } from './cpu.js';
 import type { LoadResult } from './load.js';
 import { type LoadProcess, type ServerProcess, startLoad, startServer } from './processes.js';
-import type { ServerMode } from './protocol.js';
+import { isPeerName, startPeer } from './peers.js';
+import type { BenchTarget } from './protocol.js';
 import { isExpectedBody, type Workload, type WorkloadName } from './workloads.js';
 
 /** One (target, workload) of a run and what came of it. */
 export interface Measurement {
-  target: ServerMode;
+  target: BenchTarget;
   workload: WorkloadName;
   /**
    * `ok`: measured; `wrong-answer`: the check before loading failed, so nothing was loaded;
@@ -80,7 +81,7 @@ const POLL_INTERVAL_MS = 20;
  * while counting statements, connections and CPU, and stops it. A workload that wrote has the data
  * set restored afterwards.
  */
-export async function measure(target: ServerMode, workload: Workload, context: MeasureContext): Promise<Measurement> {
+export async function measure(target: BenchTarget, workload: Workload, context: MeasureContext): Promise<Measurement> {
   const { observer } = context;
   if (workload.writes && !context.database.writable) {
     return {
@@ -90,13 +91,15 @@ export async function measure(target: ServerMode, workload: Workload, context: M
       note: 'writes rows: with DATABASE_URL it runs only with --seed',
     };
   }
-  const server = await startServer({
-    mode: target,
-    env: context.env,
-    verbose: context.verbose,
-    nodePath: context.nodePath,
-    ...(context.profileDir ? { profileFile: join(context.profileDir, `${target}-${workload.name}.cpuprofile`) } : {}),
-  });
+  const server = isPeerName(target)
+    ? await startPeer(target, { env: context.env, verbose: context.verbose, nodePath: context.nodePath })
+    : await startServer({
+        mode: target,
+        env: context.env,
+        verbose: context.verbose,
+        nodePath: context.nodePath,
+        ...(context.profileDir ? { profileFile: join(context.profileDir, `${target}-${workload.name}.cpuprofile`) } : {}),
+      });
   let load: LoadProcess | undefined;
   try {
     const url = `${server.origin}${target === 'raw' ? `/${workload.name}` : '/graphql'}`;
@@ -145,9 +148,11 @@ export async function measure(target: ServerMode, workload: Workload, context: M
     let result: LoadResult;
     let peakConnections: number;
     try {
-      if (context.profileDir) await server.profile('start');
+      // Peers are not profiled: the profiles are for tuning poolgraph.
+      const profiled = context.profileDir !== undefined && !isPeerName(target);
+      if (profiled) await server.profile('start');
       result = await generator.go();
-      if (context.profileDir) await server.profile('stop');
+      if (profiled) await server.profile('stop');
     } finally {
       // On every path: a poll left running would query every 20 ms through the next runs.
       peakConnections = await observer.stopPolling();

@@ -1,7 +1,12 @@
 /** What the bench's parent process and its server processes agree on. */
 
+import type { PeerName } from './peers.js';
+
 /** What a bench server can be (see `server.ts`). */
 export type ServerMode = 'poolgraph' | 'unpooled' | 'raw';
+
+/** What a run measures: one of poolgraph's own server modes, or a peer (`--peers`, `peers.ts`). */
+export type BenchTarget = ServerMode | PeerName;
 
 /** The line a bench server prints once it listens; the JSON after it carries the port. */
 export const READY_PREFIX = 'bench-server-ready ';

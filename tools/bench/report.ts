@@ -1,8 +1,12 @@
 import { cpuMsPerDelivery, LIVE_WRITE_RATE, type LiveMeasurement, liveCorrect, liveOtherCores } from './live.js';
 import { LIVE_CATEGORIES } from './live-workload.js';
 import { type Measurement, otherCores } from './measure.js';
-import type { ServerMode } from './protocol.js';
+import type { BenchTarget } from './protocol.js';
+import { PEER_NAMES } from './peers.js';
+import { type PeerRatio, peersSection } from './report-peers.js';
 import { WORKLOADS, type WorkloadName } from './workloads.js';
+
+export type { PeerRatio } from './report-peers.js';
 
 /** What a run was, for the report's header. */
 export interface RunInfo {
@@ -53,7 +57,7 @@ const STATEMENT_TARGETS: Partial<Record<WorkloadName, { max: number; target: str
   W4: { max: 2, target: '2: set_config + the INSERT (no BEGIN/COMMIT it does not need)' },
   W5: { max: 1, target: '1' },
 };
-const TARGET_ORDER: readonly ServerMode[] = ['poolgraph', 'raw', 'unpooled'];
+const TARGET_ORDER: readonly BenchTarget[] = ['poolgraph', 'raw', 'unpooled', ...PEER_NAMES];
 
 function sorted(measurements: readonly Measurement[]): Measurement[] {
   return [...measurements].sort(
@@ -65,7 +69,7 @@ const fixed = (value: number | undefined, digits: number) => (value === undefine
 const whole = (value: number | undefined) => (value === undefined ? '–' : Math.round(value).toLocaleString('en-US'));
 
 /** Requests per second of a measured (target, workload), if it was measured. */
-export function rate(measurements: readonly Measurement[], target: ServerMode, workload: WorkloadName): number | undefined {
+export function rate(measurements: readonly Measurement[], target: BenchTarget, workload: WorkloadName): number | undefined {
   return measurements.find((m) => m.target === target && m.workload === workload && m.status === 'ok')?.load
     ?.requestsPerSecond;
 }
@@ -226,6 +230,7 @@ export function renderReport(
   measurements: readonly Measurement[],
   chartPath: string | undefined,
   live: readonly LiveMeasurement[] = [],
+  peerRatios: readonly PeerRatio[] = [],
 ): string {
   const rows = sorted(measurements);
   const lines: string[] = [];
@@ -242,7 +247,7 @@ export function renderReport(
   );
   // W6 alone (`--workloads W6`) has no HTTP workload to show.
   if (rows.length > 0) {
-    if (chartPath) lines.push(`![Requests per second per workload: poolgraph, raw and unpooled](${chartPath})`, '');
+    if (chartPath) lines.push(`![Requests per second per workload and target](${chartPath})`, '');
     lines.push(
       '## Throughput and correctness',
       '',
@@ -292,6 +297,7 @@ export function renderReport(
       lines.push(`- ${m.target} ${m.workload} still shared the machine (${fixed(otherCores(m), 2)} cores: ${m.busiestOthers || 'unattributed'}): its figures are low.`);
     }
   }
+  if (peerRatios.length > 0) lines.push('', ...peersSection(measurements, peerRatios));
   if (live.length > 0) lines.push('', ...liveSection(info, live));
   lines.push('', `## Against the targets of issues 8${live.length > 0 ? ', 19 and 20' : ' and 19'}`, '', '| what | value | target | met |', '| --- | ---: | --- | --- |');
   for (const check of [...checks(measurements), ...liveChecks(live)]) {
@@ -307,7 +313,7 @@ export function renderReport(
       .filter((w) => rows.some((m) => m.workload === w.name))
       .map((w) => `- **${w.name}**: ${w.summary}.`),
     '- **poolgraph**: `tools/bench/server.ts` runs `createServer` with the options `npm start` passes, ' +
-      'in a process of its own (one per workload), its pool warmed up to `POOL_SIZE`. `LOG_LEVEL` is `warn` unless set. ' +
+      'in a process of its own (one per workload), its pool warmed up to `POOL_SIZE`. `LOG_LEVEL` is `warn` unless set (`info`, the default of npm start, with `--peers`). ' +
       'Every poolgraph server, for every workload, runs with a random `AUTH_JWT_SECRET` of the run (`AUTH_MODE=jwt`) and ' +
       'logs in as the role above (where the bench may write: `poolgraph_app`, made with a random password, neither ' +
       'superuser nor `BYPASSRLS`, so row-level security binds it, as `npm start` requires in jwt mode); migrations, ' +
