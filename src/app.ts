@@ -134,7 +134,14 @@ export function createServer(options: CreateServerOptions): PoolgraphServer {
     // Before the scope: the caller's claims go with the scope's every transaction.
     authentication,
     requestScope,
-    ...(live ? [useLiveSubscriptions(live, maskErrorKeepingCause)] : []),
+    ...(live
+      ? [
+          useLiveSubscriptions(live, {
+            maskError: maskErrorKeepingCause,
+            onMasked: (cause) => logger.error({ err: cause }, 'a live update carried an unexpected error; its subscribers got "Unexpected error."'),
+          }),
+        ]
+      : []),
     usePartialDataStatus(),
     useRequestErrorCode(),
     // graphql-jit where it is correct; graphql-js's executor elsewhere, which stops resolving

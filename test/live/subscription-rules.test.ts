@@ -44,6 +44,23 @@ describe('subscriptions follow the same rules as queries, on both transports', (
     expect(t.server.server.live?.size).toBe(0);
   });
 
+  it('frees the place of a client that leaves before its stream begins, even while the listener starts', async () => {
+    // Each round starts with no subscription, so the hub opens its listener for this one: the
+    // client is gone before the response (or its first byte) can be sent.
+    for (let round = 0; round < 10; round += 1) {
+      const leaving = new AbortController();
+      const response = fetch(`${t.server.url}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+        body: JSON.stringify({ query: 'subscription { itemDeleted }' }),
+        signal: leaving.signal,
+      }).catch(() => undefined);
+      setTimeout(() => leaving.abort(), round);
+      await response;
+      expect(await eventually(() => t.server.server.live?.size === 0), `round ${round}: a place still held`).toBe(true);
+    }
+  });
+
   it('ends a subscription over MAX_SUBSCRIPTIONS with TOO_MANY_SUBSCRIPTIONS', async () => {
     const held = await Promise.all([1, 2, 3].map(() => subscribeSse(t.server.url, 'subscription { itemDeleted }')));
     try {

@@ -18,7 +18,10 @@ export interface LiveTransportContext {
  * the hub's streams are written by `liveSseResponse` (one encoding per group, one socket write per
  * tick), not graphql-yoga's SSE stream.
  */
-export function useLiveSubscriptions(hub: LiveHub, maskError: LiveSseSource['maskError']): Plugin<RequestContext & LiveTransportContext> {
+export function useLiveSubscriptions(
+  hub: LiveHub,
+  errors: Pick<LiveSseSource, 'maskError' | 'onMasked'>,
+): Plugin<RequestContext & LiveTransportContext> {
   /** The hub's streams of the subscriptions asked for over HTTP, by request. */
   const subscribers = new WeakMap<Request, Subscriber>();
   return {
@@ -33,7 +36,14 @@ export function useLiveSubscriptions(hub: LiveHub, maskError: LiveSseSource['mas
       }
       setSubscribeFn(async (subscribeArgs) => {
         const stream = await hub.subscribe(subscribeArgs, transport, context.identity);
-        if (transport !== 'websocket' && stream instanceof Subscriber) subscribers.set(context.request, stream);
+        if (transport !== 'websocket' && stream instanceof Subscriber) {
+          subscribers.set(context.request, stream);
+          // A client that left while the hub started its listener may get no response at all
+          // (graphql-yoga drops it), and then nothing would ever end this stream or free its place.
+          const { signal } = context.request;
+          if (signal.aborted) void stream.return();
+          else signal.addEventListener('abort', () => void stream.return(), { once: true });
+        }
         return stream;
       });
     },
@@ -42,7 +52,7 @@ export function useLiveSubscriptions(hub: LiveHub, maskError: LiveSseSource['mas
     onResultProcess({ request, result, setResultProcessor }) {
       const subscriber = subscribers.get(request);
       if (!subscriber || !(Symbol.asyncIterator in result) || !SSE.test(request.headers.get('accept') ?? '')) return;
-      const source: LiveSseSource = { subscriber, results: result, maskError };
+      const source: LiveSseSource = { subscriber, results: result, ...errors, signal: request.signal };
       setResultProcessor((_result, fetchAPI) => liveSseResponse(source, fetchAPI), 'text/event-stream');
     },
   };

@@ -75,6 +75,10 @@ export interface LiveSseSource {
   results: AsyncIterable<ExecutionResult>;
   /** graphql-yoga's `maskError` as the server configures it, for the results that carry errors. */
   maskError(error: unknown, message: string): Error;
+  /** Told of each error masked (once per result, however many subscribers get it), to log it. */
+  onMasked(cause: unknown): void;
+  /** The request's signal: aborted when the client leaves, whether or not the body was sent. */
+  signal: AbortSignal;
 }
 
 /**
@@ -93,11 +97,11 @@ export interface LiveSseSource {
  * - one timer keeps every stream alive.
  */
 export function liveSseResponse(source: LiveSseSource, fetchAPI: FetchAPI): Response {
-  const { subscriber, maskError } = source;
+  const { subscriber } = source;
   let reading = false;
   let wanted = true;
   let resume: (() => void) | undefined;
-  const encode = (result: ExecutionResult) => sseNextEvent(result.errors?.length ? masked(result, maskError) : result);
+  const encode = (result: ExecutionResult) => sseNextEvent(result.errors?.length ? masked(result, source) : result);
   const stream = new Readable({
     read() {
       wanted = true;
@@ -134,16 +138,25 @@ export function liveSseResponse(source: LiveSseSource, fetchAPI: FetchAPI): Resp
           return;
         }
         // The hub pushes a tick's results together: the first woke this, the rest are queued.
+        // One chunk, one write: a copy of a few hundred bytes per subscriber costs less than a
+        // socket write per result.
         const rest = subscriber.drain();
         const chunk = rest.length === 0 ? encode(next.value) : Buffer.concat([next.value, ...rest].map(encode));
         wanted = stream.push(chunk);
       }
-    } catch (error) {
-      stream.destroy(error as Error);
+    } catch {
+      // Not destroy(error): nothing listens for the body's 'error' (the adapter only pipes it),
+      // and an unheard 'error' would end the process. The client sees its stream cut short.
+      stream.destroy();
     } finally {
       reading = false;
     }
   }
+  // A client that left before its response was sent (while the listener was starting) never
+  // reads this body, so the adapter never destroys it: the request's abort does.
+  const abandon = () => stream.destroy();
+  if (source.signal.aborted) queueMicrotask(abandon);
+  else source.signal.addEventListener('abort', abandon, { once: true });
   // Some browsers show nothing of a response until its body begins.
   stream.push(KEEP_ALIVE);
   keepAlive(stream, true);
@@ -155,7 +168,25 @@ export function liveSseResponse(source: LiveSseSource, fetchAPI: FetchAPI): Resp
   });
 }
 
-/** The result with its errors masked as graphql-yoga masks a stream's (`maskedErrors`). */
-function masked(result: ExecutionResult, maskError: LiveSseSource['maskError']): ExecutionResult {
-  return { ...result, errors: result.errors?.map((error) => maskError(error, 'Unexpected error.') as GraphQLError) };
+/** Each result's masked copy: one per result the hub shares, so it is masked, logged and encoded once. */
+const maskedResults = new WeakMap<ExecutionResult, ExecutionResult>();
+
+/**
+ * The result with its errors masked as graphql-yoga masks a stream's (`maskedErrors`), each error
+ * it hides told to `onMasked` (graphql-yoga logs them as it masks; this path goes around it).
+ */
+function masked(result: ExecutionResult, source: Pick<LiveSseSource, 'maskError' | 'onMasked'>): ExecutionResult {
+  let copy = maskedResults.get(result);
+  if (!copy) {
+    copy = {
+      ...result,
+      errors: result.errors?.map((error) => {
+        const hidden = source.maskError(error, 'Unexpected error.');
+        if (hidden !== error) source.onMasked(error);
+        return hidden as GraphQLError;
+      }),
+    };
+    maskedResults.set(result, copy);
+  }
+  return copy;
 }
