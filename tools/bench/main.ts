@@ -48,7 +48,7 @@ import { type BenchDatabase, Observer, openBenchDatabase } from './database.js';
 import { type Measurement, measure, median, otherCores } from './measure.js';
 import { PEER_NAMES, PEER_WORKLOAD_NAMES, type PeerName, isPeerName, peerWorkload } from './peers.js';
 import type { BenchTarget } from './protocol.js';
-import { allCorrect, type PeerRatio, rate, renderReport, type RunInfo } from './report.js';
+import { allCorrect, type PeerRatio, rate, renderReport, type RunInfo, sorted } from './report.js';
 import { type LiveMeasurement, cpuMsPerDelivery, liveCorrect, liveMedian, liveOtherCores, measureLive } from './live.js';
 import { WORKLOAD_NAMES, WORKLOADS, type WorkloadName } from './workloads.js';
 
@@ -289,7 +289,8 @@ try {
         w1TokenToW1: ratio(rate(measurements, 'poolgraph', 'W1-token'), rate(measurements, 'poolgraph', 'W1')),
       },
       peerRatios,
-      measurements: measurements.map((m) => ({
+      // In the report's order (by target), not the run's (rounds interleave the targets).
+      measurements: sorted(measurements).map((m) => ({
         target: m.target,
         workload: m.workload,
         status: m.status,

@@ -59,7 +59,8 @@ const STATEMENT_TARGETS: Partial<Record<WorkloadName, { max: number; target: str
 };
 const TARGET_ORDER: readonly BenchTarget[] = ['poolgraph', 'raw', 'unpooled', ...PEER_NAMES];
 
-function sorted(measurements: readonly Measurement[]): Measurement[] {
+/** The measurements by target (poolgraph first, then raw, unpooled and the peers), then workload. */
+export function sorted(measurements: readonly Measurement[]): Measurement[] {
   return [...measurements].sort(
     (a, b) => TARGET_ORDER.indexOf(a.target) - TARGET_ORDER.indexOf(b.target) || ORDER.indexOf(a.workload) - ORDER.indexOf(b.workload),
   );
