@@ -233,6 +233,7 @@ function createLiveHub(
     logger,
     maxSubscriptions: options.live?.maxSubscriptions ?? 10_000,
     queueLimit: options.live?.queueLimit ?? 256,
+    tickMs: options.live?.tickMs ?? 40,
     observer,
     openScope: (claims) => new RequestScope(connections.source, { ...scopeOptions, claims }),
   });

@@ -62,10 +62,11 @@ export interface Config {
   auth: { mode: 'jwt' | 'open'; chosen: boolean; tokens: TokenSettings };
   /**
    * Subscriptions: `DATABASE_LISTEN_URL`, the primary's direct URL for the one LISTEN connection
-   * (required with `DATABASE_POOLER=transaction`; otherwise `DATABASE_URL`), `MAX_SUBSCRIPTIONS`
-   * and `SUBSCRIPTION_RETENTION_S` (how long the outbox keeps events).
+   * (required with `DATABASE_POOLER=transaction`; otherwise `DATABASE_URL`), `MAX_SUBSCRIPTIONS`,
+   * `SUBSCRIPTION_RETENTION_S` (how long the outbox keeps events) and `SUBSCRIPTION_TICK_MS` (the
+   * least time between two reads of the outbox: what arrives meanwhile is delivered in one tick).
    */
-  live: { listenUrl: string | undefined; maxSubscriptions: number; retentionS: number };
+  live: { listenUrl: string | undefined; maxSubscriptions: number; retentionS: number; tickMs: number };
 }
 
 /** The configuration is wrong; `problems` has one line per variable, naming it and its value. */
@@ -120,6 +121,7 @@ const environment = z
       .optional(),
     MAX_SUBSCRIPTIONS: integer(0, 1_000_000).prefault('10000'),
     SUBSCRIPTION_RETENTION_S: integer(1, 86_400 * 30).prefault('300'),
+    SUBSCRIPTION_TICK_MS: integer(0, 10_000).prefault('40'),
     DATABASE_POOLER: z.enum(['none', 'transaction'], 'must be none or transaction').prefault('none'),
     DATA_DIR: z.string().prefault('.data'),
     PORT: integer(0, 65535).prefault('4000'),
@@ -258,7 +260,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logFormat: e.LOG_FORMAT,
     metrics: { enabled: e.METRICS_ENABLED, port: e.METRICS_PORT },
     readiness: { maxWaiting: e.READY_MAX_WAITING, timeoutMs: e.READY_TIMEOUT_MS },
-    live: { listenUrl: e.DATABASE_LISTEN_URL, maxSubscriptions: e.MAX_SUBSCRIPTIONS, retentionS: e.SUBSCRIPTION_RETENTION_S },
+    live: {
+      listenUrl: e.DATABASE_LISTEN_URL,
+      maxSubscriptions: e.MAX_SUBSCRIPTIONS,
+      retentionS: e.SUBSCRIPTION_RETENTION_S,
+      tickMs: e.SUBSCRIPTION_TICK_MS,
+    },
     auth: {
       mode: e.AUTH_MODE ?? (e.AUTH_JWT_SECRET !== undefined || e.AUTH_JWKS_URL !== undefined ? 'jwt' : 'open'),
       chosen: e.AUTH_MODE !== undefined,

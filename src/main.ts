@@ -58,7 +58,12 @@ async function main(): Promise<void> {
       metrics: { enabled: config.metrics.enabled, endpoint: config.metrics.port === undefined ? '/metrics' : false },
       readiness: config.readiness,
       auth: { mode: config.auth.mode, tokens: config.auth.tokens },
-      live: { listenUrl: config.live.listenUrl, maxSubscriptions: config.live.maxSubscriptions, retentionS: config.live.retentionS },
+      live: {
+        listenUrl: config.live.listenUrl,
+        maxSubscriptions: config.live.maxSubscriptions,
+        retentionS: config.live.retentionS,
+        tickMs: config.live.tickMs,
+      },
     });
     // CPU, memory, event-loop delay, GC: about this process, so added here rather than by createServer.
     if (server.metrics) collectDefaultMetrics({ register: server.metrics });

@@ -96,8 +96,9 @@ export interface CreateServerOptions {
    * otherwise the database's own URL); `maxSubscriptions` (`MAX_SUBSCRIPTIONS`); `queueLimit`,
    * results a subscriber may leave unread before it is ended; `retentionS` (`SUBSCRIPTION_RETENTION_S`)
    * and `retentionIntervalMs`: how long the outbox keeps events, and how often it is swept (only
-   * where the server creates its pool). @default the database's URL, 10000, 256, 300 s, half the
-   * retention up to 60 s
+   * where the server creates its pool); `tickMs` (`SUBSCRIPTION_TICK_MS`), the least time between
+   * two reads of the outbox. @default the database's URL, 10000, 256, 300 s, half the retention up
+   * to 60 s, 40 ms
    */
   live?: {
     listenUrl?: string | undefined;
@@ -105,6 +106,7 @@ export interface CreateServerOptions {
     queueLimit?: number;
     retentionS?: number;
     retentionIntervalMs?: number;
+    tickMs?: number;
   };
 }
 

@@ -95,6 +95,31 @@ describe('the live-update listener', () => {
     }
   });
 
+  it('delivers what arrives within its tick interval in one batch, and every event still once, in order', async () => {
+    const batches: ItemEvent[][] = [];
+    const listener = new EventListener({
+      connectionString: database.url,
+      logger: pino({ level: 'silent' }),
+      onEvents: (events) => void batches.push(events),
+      minReadIntervalMs: 500,
+    });
+    await listener.start();
+    try {
+      const created: string[] = [];
+      // Five writes 20 ms apart, well inside one 500 ms interval: the first wakes a read at once,
+      // the other four wait for the next read and come together.
+      for (let i = 0; i < 5; i += 1) {
+        created.push(...(await write(1, `tick ${i}`)));
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(await eventually(() => batches.flat().length >= 5, 5_000)).toBe(true);
+      expectInOrderOnce(batches.flat(), created);
+      expect(batches.length, `batches of ${batches.map((batch) => batch.length).join(', ')}`).toBeLessThanOrEqual(2);
+    } finally {
+      await listener.stop();
+    }
+  });
+
   it('loses nothing when its backend is killed mid-stream, and says it reconnected', async () => {
     const received: ItemEvent[] = [];
     const listener = listen(received);

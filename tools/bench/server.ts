@@ -97,7 +97,7 @@ if (mode === 'raw') {
     // claims pipelined with the request's statement as set_config('request.jwt.claims', ...).
     auth: config.auth,
     // As in main.ts: subscriptions (W6) on one LISTEN connection, at most MAX_SUBSCRIPTIONS.
-    live: { listenUrl: config.live.listenUrl, maxSubscriptions: config.live.maxSubscriptions },
+    live: { listenUrl: config.live.listenUrl, maxSubscriptions: config.live.maxSubscriptions, tickMs: config.live.tickMs },
     // Requests that used the database: one the load generator cut off before its first statement
     // ran none, and must not lower the statements per request.
     onScopeReleased(stats) {

@@ -26,6 +26,11 @@ export interface EventListenerOptions {
   onEvents(events: ItemEvent[]): void | Promise<void>;
   /** How soon to read again while waiting at a gap a running transaction may fill. @default 20 */
   gapRetryMs?: number;
+  /**
+   * The least time from one read's start to the next: events that arrive sooner wait and are
+   * delivered together, in one tick. @default 0
+   */
+  minReadIntervalMs?: number;
   /** The first wait before reconnecting, doubled up to {@link maxReconnectDelayMs}. @default 100 */
   reconnectDelayMs?: number;
   /** @default 5000 */
@@ -82,6 +87,8 @@ export class EventListener {
   #reconnectTimer: NodeJS.Timeout | undefined;
   #reconnectDelayMs: number;
   #reconnects = 0;
+  #lastReadAt = -Infinity;
+  #spacingTimer: NodeJS.Timeout | undefined;
 
   constructor(options: EventListenerOptions) {
     this.#options = options;
@@ -107,6 +114,7 @@ export class EventListener {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#gapTimer);
+    clearTimeout(this.#spacingTimer);
     clearTimeout(this.#reconnectTimer);
     await this.#reading?.catch(() => undefined);
     const client = this.#client;
@@ -175,6 +183,15 @@ export class EventListener {
       this.#readAgain = true;
       return;
     }
+    const wait = this.#lastReadAt + (this.#options.minReadIntervalMs ?? 0) - performance.now();
+    if (wait > 0) {
+      this.#spacingTimer ??= setTimeout(() => {
+        this.#spacingTimer = undefined;
+        if (!this.#stopped) this.#read();
+      }, wait);
+      return;
+    }
+    this.#lastReadAt = performance.now();
     this.#reading = this.#readUntilCaughtUp().finally(() => {
       this.#reading = undefined;
       if (this.#readAgain && !this.#stopped) {

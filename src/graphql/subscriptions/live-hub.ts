@@ -44,6 +44,11 @@ export interface LiveHubOptions {
   maxSubscriptions: number;
   /** Results a subscriber may leave unread before it is dropped. */
   queueLimit: number;
+  /**
+   * The least time between two reads of the outbox (`SUBSCRIPTION_TICK_MS`): what arrives
+   * meanwhile is delivered in one tick, so that under load a subscriber gets fewer, larger writes.
+   */
+  tickMs: number;
   observer?: LiveObserver | undefined;
 }
 
@@ -145,6 +150,7 @@ export class LiveHub {
         connectionString: this.#options.listenUrl,
         logger: this.#options.logger,
         onEvents: (events) => this.#deliver(events),
+        minReadIntervalMs: this.#options.tickMs,
       });
       await listener.start();
       this.#listener = listener;
