@@ -25,8 +25,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { ServerProcess } from './processes.js';
-import { READY_PREFIX, STATS_PATH } from './protocol.js';
+import { type ServerProcess, spawnBenchServer, Tail } from './processes.js';
 import { postgraphileWorkload } from './peers/postgraphile-workloads.js';
 import { isExpectedBody, type Workload, type WorkloadName, WORKLOADS } from './workloads.js';
 
@@ -138,53 +137,16 @@ export interface StartPeerOptions {
  */
 export async function startPeer(name: PeerName, options: StartPeerOptions): Promise<ServerProcess> {
   await ensurePeersInstalled();
-  const child = spawn(options.nodePath ?? process.execPath, ['--import', 'tsx', PEER_ENTRIES[name]], {
+  return spawnBenchServer({
+    label: `the ${name} peer`,
+    prefix: name,
+    args: ['--import', 'tsx', PEER_ENTRIES[name]],
     cwd: PEERS_DIR,
     env: options.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    verbose: options.verbose,
+    nodePath: options.nodePath,
+    profile: () => Promise.reject(new Error(`the ${name} peer cannot be profiled: only poolgraph's bench servers take BENCH_PROFILE_FILE`)),
   });
-  const tail = new Tail();
-  const exited = once(child, 'exit');
-  const ready = new Promise<number>((resolve, reject) => {
-    const onLine = (line: string) => {
-      if (options.verbose) process.stderr.write(`[${name}] ${line}\n`);
-      tail.push(line);
-      if (line.startsWith(READY_PREFIX)) resolve((JSON.parse(line.slice(READY_PREFIX.length)) as { port: number }).port);
-    };
-    createInterface({ input: child.stdout }).on('line', onLine);
-    createInterface({ input: child.stderr }).on('line', onLine);
-    void exited.then(([code]) => reject(new Error(`the ${name} peer exited (${String(code)}) before listening:\n${tail}`)));
-  });
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the ${name} peer did not start within 60 s:\n${tail}`)), 60_000);
-  });
-  const port = await Promise.race([ready, timeout])
-    .catch((error: unknown) => {
-      child.kill('SIGKILL');
-      throw error;
-    })
-    .finally(() => clearTimeout(timer));
-  if (child.pid === undefined) throw new Error(`the ${name} peer could not be started`);
-  const origin = `http://127.0.0.1:${port}`;
-  return {
-    pid: child.pid,
-    origin,
-    async stats() {
-      const response = await fetch(`${origin}${STATS_PATH}`);
-      return (await response.json()) as { requests: number; statements: number };
-    },
-    profile() {
-      return Promise.reject(new Error(`the ${name} peer cannot be profiled: only poolgraph's bench servers take BENCH_PROFILE_FILE`));
-    },
-    async stop() {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(killer);
-    },
-  };
 }
 
 /** PostGraphile's workloads, made once each (the expected W2 body is 13 kB of JSON to map). */
@@ -211,16 +173,4 @@ export function peerWorkload(peer: PeerName, workload: WorkloadName): Workload {
 /** True when `body` is a right answer of peer `peer` to `workload` (byte for byte; W4 by pattern). */
 export function isPeerAnswer(peer: PeerName, workload: WorkloadName, body: string): boolean {
   return isExpectedBody(peerWorkload(peer, workload), body);
-}
-
-/** Lines a child printed last, for the error message when it fails. */
-class Tail {
-  readonly #lines: string[] = [];
-  push(line: string): void {
-    this.#lines.push(line);
-    if (this.#lines.length > 20) this.#lines.shift();
-  }
-  toString(): string {
-    return this.#lines.join('\n');
-  }
 }

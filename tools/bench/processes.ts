@@ -10,7 +10,7 @@ const SERVER_ENTRY = fileURLToPath(new URL('./server.ts', import.meta.url));
 const LOAD_ENTRY = fileURLToPath(new URL('./load.ts', import.meta.url));
 
 /** Lines a child printed last, for the error message when it fails. */
-class Tail {
+export class Tail {
   readonly #lines: string[] = [];
   push(line: string): void {
     this.#lines.push(line);
@@ -47,30 +47,60 @@ export interface StartServerOptions {
 }
 
 /** Spawns `tools/bench/server.ts` and waits until it listens. */
-export async function startServer(options: StartServerOptions): Promise<ServerProcess> {
-  const child = spawn(options.nodePath ?? process.execPath, ['--import', 'tsx', SERVER_ENTRY, '--mode', options.mode], {
+export function startServer(options: StartServerOptions): Promise<ServerProcess> {
+  return spawnBenchServer({
+    label: `the ${options.mode} server`,
+    prefix: options.mode,
+    args: ['--import', 'tsx', SERVER_ENTRY, '--mode', options.mode],
     cwd: REPO_ROOT,
     env: options.profileFile ? { ...options.env, BENCH_PROFILE_FILE: options.profileFile } : options.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    verbose: options.verbose,
+    nodePath: options.nodePath,
+    async profile(origin, action) {
+      const response = await fetch(`${origin}${PROFILE_PATH}/${action}`, { method: 'POST' });
+      if (!response.ok) throw new Error(`profiling failed: ${await response.text()}`);
+    },
   });
+}
+
+/** What {@link spawnBenchServer} runs: any process that speaks the bench server protocol (protocol.ts). */
+export interface BenchServerSpawn {
+  /** For messages: "the raw server", "the mercurius peer". */
+  label: string;
+  /** Before each line copied to stderr with `verbose`. */
+  prefix: string;
+  /** Node's arguments (`--import tsx <entry> …`). */
+  args: string[];
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  verbose: boolean;
+  nodePath: string | undefined;
+  /** Starts or stops the process's profiler, given its origin. */
+  profile(origin: string, action: 'start' | 'stop'): Promise<void>;
+}
+
+/**
+ * Spawns a bench server (poolgraph's `server.ts` or a peer), waits until it prints its ready line
+ * (60 s at most; killed otherwise), and returns it as a {@link ServerProcess}.
+ */
+export async function spawnBenchServer(spec: BenchServerSpawn): Promise<ServerProcess> {
+  const child = spawn(spec.nodePath ?? process.execPath, spec.args, { cwd: spec.cwd, env: spec.env, stdio: ['ignore', 'pipe', 'pipe'] });
   const tail = new Tail();
   const exited = once(child, 'exit');
   const ready = new Promise<number>((resolve, reject) => {
     const onLine = (line: string) => {
-      if (options.verbose) process.stderr.write(`[${options.mode}] ${line}\n`);
+      if (spec.verbose) process.stderr.write(`[${spec.prefix}] ${line}\n`);
       tail.push(line);
       if (line.startsWith(READY_PREFIX)) resolve((JSON.parse(line.slice(READY_PREFIX.length)) as { port: number }).port);
     };
     createInterface({ input: child.stdout }).on('line', onLine);
     createInterface({ input: child.stderr }).on('line', onLine);
-    void exited.then(([code]) => reject(new Error(`the ${options.mode} server exited (${code}) before listening:\n${tail}`)));
+    void exited.then(([code]) => reject(new Error(`${spec.label} exited (${code}) before listening:\n${tail}`)));
   });
-  const port = await withTimeout(ready, 60_000, `the ${options.mode} server did not start within 60 s:\n${tail}`).catch(
-    (error: unknown) => {
-      child.kill('SIGKILL');
-      throw error;
-    },
-  );
+  const port = await withTimeout(ready, 60_000, `${spec.label} did not start within 60 s:\n${tail}`).catch((error: unknown) => {
+    child.kill('SIGKILL');
+    throw error;
+  });
   const origin = `http://127.0.0.1:${port}`;
   return {
     pid: pidOf(child),
@@ -79,10 +109,7 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
       const response = await fetch(`${origin}${STATS_PATH}`);
       return (await response.json()) as { requests: number; statements: number };
     },
-    async profile(action) {
-      const response = await fetch(`${origin}${PROFILE_PATH}/${action}`, { method: 'POST' });
-      if (!response.ok) throw new Error(`profiling failed: ${await response.text()}`);
-    },
+    profile: (action) => spec.profile(origin, action),
     async stop() {
       if (child.exitCode !== null) return;
       child.kill('SIGTERM');
