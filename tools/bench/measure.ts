@@ -91,15 +91,11 @@ export async function measure(target: BenchTarget, workload: Workload, context: 
       note: 'writes rows: with DATABASE_URL it runs only with --seed',
     };
   }
+  // Peers are profiled too: a peer's profile beside poolgraph's shows what it does differently.
+  const profileFile = context.profileDir ? { profileFile: join(context.profileDir, `${target}-${workload.name}.cpuprofile`) } : {};
   const server = isPeerName(target)
-    ? await startPeer(target, { env: context.env, verbose: context.verbose, nodePath: context.nodePath })
-    : await startServer({
-        mode: target,
-        env: context.env,
-        verbose: context.verbose,
-        nodePath: context.nodePath,
-        ...(context.profileDir ? { profileFile: join(context.profileDir, `${target}-${workload.name}.cpuprofile`) } : {}),
-      });
+    ? await startPeer(target, { env: context.env, verbose: context.verbose, nodePath: context.nodePath, ...profileFile })
+    : await startServer({ mode: target, env: context.env, verbose: context.verbose, nodePath: context.nodePath, ...profileFile });
   let load: LoadProcess | undefined;
   try {
     const url = `${server.origin}${target === 'raw' ? `/${workload.name}` : '/graphql'}`;
@@ -148,8 +144,7 @@ export async function measure(target: BenchTarget, workload: Workload, context: 
     let result: LoadResult;
     let peakConnections: number;
     try {
-      // Peers are not profiled: the profiles are for tuning poolgraph.
-      const profiled = context.profileDir !== undefined && !isPeerName(target);
+      const profiled = context.profileDir !== undefined;
       if (profiled) await server.profile('start');
       result = await generator.go();
       if (profiled) await server.profile('stop');

@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { type ServerProcess, spawnBenchServer, Tail } from './processes.js';
+import { requestProfile } from './profiler.js';
 import { postgraphileWorkload } from './peers/postgraphile-workloads.js';
 import { isExpectedBody, type Workload, type WorkloadName, WORKLOADS } from './workloads.js';
 
@@ -128,12 +129,14 @@ export interface StartPeerOptions {
   verbose: boolean;
   /** The Node executable it runs on. @default this process's own (`process.execPath`) */
   nodePath?: string;
+  /** Allow the peer to profile itself into this file (`BENCH_PROFILE_FILE`, profiler.ts). */
+  profileFile?: string;
 }
 
 /**
  * Installs the peers if needed, spawns peer `name` (`node --import tsx servers/<name>-server.ts`
  * in tools/bench/peers, with the peers' own tsx) and waits until it listens (60 s at most). The
- * result is shaped like `startServer`'s; its `profile()` always rejects: peers are not profiled.
+ * result is shaped like `startServer`'s, and profiles as poolgraph's servers do.
  */
 export async function startPeer(name: PeerName, options: StartPeerOptions): Promise<ServerProcess> {
   await ensurePeersInstalled();
@@ -142,10 +145,10 @@ export async function startPeer(name: PeerName, options: StartPeerOptions): Prom
     prefix: name,
     args: ['--import', 'tsx', PEER_ENTRIES[name]],
     cwd: PEERS_DIR,
-    env: options.env,
+    env: options.profileFile ? { ...options.env, BENCH_PROFILE_FILE: options.profileFile } : options.env,
     verbose: options.verbose,
     nodePath: options.nodePath,
-    profile: () => Promise.reject(new Error(`the ${name} peer cannot be profiled: only poolgraph's bench servers take BENCH_PROFILE_FILE`)),
+    profile: requestProfile,
   });
 }
 

@@ -3,7 +3,8 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { LoadPlan, LoadResult } from './load.js';
-import { PROFILE_PATH, READY_PREFIX, type ServerMode, STATS_PATH } from './protocol.js';
+import { requestProfile } from './profiler.js';
+import { READY_PREFIX, type ServerMode, STATS_PATH } from './protocol.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SERVER_ENTRY = fileURLToPath(new URL('./server.ts', import.meta.url));
@@ -56,10 +57,7 @@ export function startServer(options: StartServerOptions): Promise<ServerProcess>
     env: options.profileFile ? { ...options.env, BENCH_PROFILE_FILE: options.profileFile } : options.env,
     verbose: options.verbose,
     nodePath: options.nodePath,
-    async profile(origin, action) {
-      const response = await fetch(`${origin}${PROFILE_PATH}/${action}`, { method: 'POST' });
-      if (!response.ok) throw new Error(`profiling failed: ${await response.text()}`);
-    },
+    profile: requestProfile,
   });
 }
 

@@ -25,9 +25,7 @@
  */
 // First, before graphql-js loads, as in src/main.ts.
 import '../../src/operating/production-mode.js';
-import { writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { collectDefaultMetrics } from 'prom-client';
@@ -37,7 +35,8 @@ import { APPLICATION_NAME, createPool, warmUpPool } from '../../src/db/pools/poo
 import { createDrainableHttpServer } from '../../src/http/http-server.js';
 import { createLogger } from '../../src/logger.js';
 import { readPersistedDocumentsManifest } from '../../src/graphql/persisted-documents-manifest.js';
-import { PROFILE_PATH, READY_PREFIX, STATS_PATH } from './protocol.js';
+import { createProfileHandler } from './profiler.js';
+import { READY_PREFIX, STATS_PATH } from './protocol.js';
 import { createRawHandler, type ServerCounters } from './raw-server.js';
 
 const { values } = parseArgs({ options: { mode: { type: 'string' } } });
@@ -119,34 +118,14 @@ if (mode === 'raw') {
 }
 if (mode !== 'unpooled') await warmUpPool(pool, config.pool.size);
 
-const profileFile = process.env.BENCH_PROFILE_FILE;
-const profiler = profileFile ? new Session() : undefined;
-profiler?.connect();
-
-/** Starts or stops the CPU profiler; stopping writes the profile to `BENCH_PROFILE_FILE`. */
-async function profile(action: string): Promise<void> {
-  if (!profiler || !profileFile) throw new Error('this server was started without BENCH_PROFILE_FILE');
-  if (action === 'start') {
-    await profiler.post('Profiler.enable');
-    await profiler.post('Profiler.start');
-  } else {
-    const { profile: result } = await profiler.post('Profiler.stop');
-    await writeFile(profileFile, JSON.stringify(result));
-  }
-}
+const profileRequest = createProfileHandler(process.env.BENCH_PROFILE_FILE);
 
 const http = createDrainableHttpServer((req, res) => {
   if (req.url === STATS_PATH) {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(counters));
     return;
   }
-  if (req.url?.startsWith(`${PROFILE_PATH}/`)) {
-    profile(req.url.slice(PROFILE_PATH.length + 1)).then(
-      () => res.writeHead(204).end(),
-      (error: unknown) => res.writeHead(500).end(String(error)),
-    );
-    return;
-  }
+  if (profileRequest(req, res)) return;
   return listener(req, res);
 });
 const port = await http.listen(0, '127.0.0.1');

@@ -5,6 +5,7 @@
  * only the peer's own code.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createProfileHandler } from '../../profiler.js';
 import { READY_PREFIX, STATS_PATH } from '../../protocol.js';
 
 /**
@@ -20,11 +21,14 @@ export interface BenchCounters {
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 
 /**
- * An HTTP server that answers `GET /__bench/stats` itself and hands every other request to
+ * An HTTP server that answers `GET /__bench/stats` (and the profile endpoint, profiler.ts) itself and hands every other request to
  * `listener` (the peer's own handler).
  */
 export function createBenchHttpServer(listener: RequestListener, counters: BenchCounters): Server {
+  // With BENCH_PROFILE_FILE, the bench profiles the peer over the measured window, as poolgraph.
+  const profileRequest = createProfileHandler(process.env.BENCH_PROFILE_FILE);
   return createServer((req, res) => {
+    if (profileRequest(req, res)) return;
     if (req.url === STATS_PATH) {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(counters));
       return;
