@@ -13,19 +13,20 @@ export interface ProcessOutput {
 }
 
 /**
- * Creates the process logger on stdout at `level`: one JSON object per line, or with `pretty`,
+ * Creates the process logger on stdout at `level` (JSON lines may go to another file descriptor,
+ * `fd`: `npm run bench:cpu` writes them to /dev/null): one JSON object per line, or with `pretty`,
  * pino-pretty's coloured lines for a person at a terminal. Pretty formatting runs in this thread
  * (a stream, not a worker transport): it costs more per line, which only matters under load, and
  * load is not what a terminal is for.
  */
-export function createProcessOutput(level: LevelWithSilent = 'info', format: LogFormat = 'json'): ProcessOutput {
+export function createProcessOutput(level: LevelWithSilent = 'info', format: LogFormat = 'json', fd = 1): ProcessOutput {
   const options = { name: 'poolgraph', level };
   if (format === 'json') {
     // pino's default destination, made here to print through it: its writes are asynchronous (a
     // line logged under load does not block), so text written to stdout directly could overtake
     // lines still queued; the start banner did, and a test reading the lines logged before it
     // missed them.
-    const destination = pino.destination({ dest: 1, sync: false });
+    const destination = pino.destination({ dest: fd, sync: false });
     return { logger: pino(options, destination), print: (text) => void destination.write(text) };
   }
   // sync: main() calls process.exit() right after its last line, which must not be lost.

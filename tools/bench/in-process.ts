@@ -1,6 +1,6 @@
 /**
  * Server CPU per request, measured in process: `npm run bench:cpu -- [--workloads W1,W1-token,W2,W3]
- * [--requests 20000] [--concurrency 16] [--against DIR [--batch 1000] [--rounds 60]]`.
+ * [--requests 20000] [--concurrency 16] [--against DIR [--batch 1000] [--rounds 60]] [--log-level info]`.
  *
  * On a shared 2-core VM, req/s from `npm run bench` drifts by 10-40 % between runs, because the
  * server, PostgreSQL and the load generator compete for the cores. This measures one thing only:
@@ -8,7 +8,8 @@
  * HTTP sockets on the client side. Each request is a JSON POST of the workload's body handed to
  * `server.requestListener` as an in-memory request and a response that records what is written
  * (so it measures the fast path, `src/http/fast-path.ts`); the database side is real: the bench's
- * embedded PostgreSQL (or `DATABASE_URL`, read only), seeded 100 x 100, a pool of 10. Every answer
+ * embedded PostgreSQL (or `DATABASE_URL`, read only), seeded 100 x 100, a pool of 10; metrics on and
+ * the request log at `--log-level` (default `info`, npm start's), its JSON lines to /dev/null. Every answer
  * is checked against the workload's expected bytes. Use it to compare two versions back to back;
  * W4 (writes) is not offered. As in `npm run bench`, the server runs in `AUTH_MODE=jwt` with a
  * secret of the run and logs in as `poolgraph_app` where the bench may make it; W1-token sends the
@@ -33,10 +34,12 @@ import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
+import { openSync } from 'node:fs';
+import type { LevelWithSilent } from 'pino';
 import { type CreateServerOptions, createServer, type PoolgraphServer } from '../../src/app.js';
 import { createBenchAuth } from './auth.js';
 import { openBenchDatabase } from './database.js';
+import { createProcessOutput } from '../../src/logger.js';
 import { isExpectedBody, WORKLOADS, type WorkloadName } from './workloads.js';
 
 const { values } = parseArgs({
@@ -48,6 +51,7 @@ const { values } = parseArgs({
     pair: { type: 'string' },
     batch: { type: 'string', default: '1000' },
     rounds: { type: 'string', default: '60' },
+    'log-level': { type: 'string', default: 'info' },
   },
 });
 const names = (values.workloads ?? '').split(',') as WorkloadName[];
@@ -59,6 +63,12 @@ if (names.some((name) => !offered.includes(name)) || (pair && (pair.length !== 2
 }
 if (pair && values.against !== undefined) {
   process.stderr.write('bench:cpu: --pair and --against do not go together\n');
+  process.exit(2);
+}
+const levels: readonly string[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const logLevel = values['log-level'] as LevelWithSilent;
+if (!levels.includes(logLevel)) {
+  process.stderr.write(`bench:cpu: --log-level takes ${levels.join(', ')}\n`);
   process.exit(2);
 }
 const requests = Number(values.requests);
@@ -124,9 +134,9 @@ function send(server: Pick<PoolgraphServer, 'requestListener'>, body: Buffer, to
 function serverOptions(databaseUrl: string): CreateServerOptions {
   return {
     database: { connectionString: databaseUrl, size: 10, maxOverflow: 0, timeoutMs: 5_000, idleTimeoutMs: 30_000, recycleSeconds: 0, statementTimeoutMs: 10_000 },
-    // Not `warn`: pg-pool's end() resolves before its connections have closed, so stopping the
-    // database right after logs one "idle connection failed" warning per connection.
-    logger: pino({ level: 'error' }),
+    // As npm start logs (JSON, one line per request at info), to /dev/null: the lines cost what
+    // they cost a server, and nobody reads them. One logger per server.
+    logger: createProcessOutput(logLevel, 'json', openSync('/dev/null', 'w')).logger,
     auth: { mode: 'jwt', tokens: { secret: auth.secret, jwksUrl: undefined, issuer: undefined, audience: undefined, clockToleranceS: 5 } },
   };
 }
