@@ -29,17 +29,17 @@
  */
 import '../../src/operating/production-mode.js';
 import { EventEmitter } from 'node:events';
+import { openSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { openSync } from 'node:fs';
 import type { LevelWithSilent } from 'pino';
 import { type CreateServerOptions, createServer, type PoolgraphServer } from '../../src/app.js';
+import { createProcessOutput } from '../../src/logger.js';
 import { createBenchAuth } from './auth.js';
 import { openBenchDatabase } from './database.js';
-import { createProcessOutput } from '../../src/logger.js';
 import { isExpectedBody, WORKLOADS, type WorkloadName } from './workloads.js';
 
 const { values } = parseArgs({

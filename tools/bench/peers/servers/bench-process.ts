@@ -21,8 +21,8 @@ export interface BenchCounters {
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 
 /**
- * An HTTP server that answers `GET /__bench/stats` (and the profile endpoint, profiler.ts) itself and hands every other request to
- * `listener` (the peer's own handler).
+ * An HTTP server that answers `GET /__bench/stats` and the profile endpoint (profiler.ts) itself
+ * and hands every other request to `listener` (the peer's own handler).
  */
 export function createBenchHttpServer(listener: RequestListener, counters: BenchCounters): Server {
   // With BENCH_PROFILE_FILE, the bench profiles the peer over the measured window, as poolgraph.
