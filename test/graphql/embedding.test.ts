@@ -16,6 +16,8 @@ beforeAll(async () => {
   database = await createTestDatabase();
   // The host program owns the pool and lends it to poolgraph.
   hostPool = new pg.Pool({ connectionString: database.url, max: 3, connectionTimeoutMillis: 2_000 });
+  // Its connections may still be closing when the database is dropped (see test/support/database.ts).
+  hostPool.on('error', () => undefined);
   poolgraph = createServer({ database: hostPool, graphqlEndpoint: '/api/graphql', logger: pino({ level: 'silent' }) });
   host = createHttpServer((req, res) => {
     if (req.url?.startsWith('/api/graphql')) return poolgraph.requestListener(req, res);
