@@ -95,7 +95,8 @@ const integer = (min: number, max: number) =>
 /** Where `npm run codegen` writes the example client's manifest. */
 const DEFAULT_MANIFEST = 'examples/client/generated/persisted-documents.json';
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** The values `LOG_LEVEL` takes: pino's levels, and `silent`. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 const ONE_DAY_MS = 86_400_000;
 const ONE_GIB = 1_073_741_824;

@@ -37,6 +37,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { LevelWithSilent } from 'pino';
 import { type CreateServerOptions, createServer, type PoolgraphServer } from '../../src/app.js';
+import { LOG_LEVELS } from '../../src/config.js';
 import { createProcessOutput } from '../../src/logger.js';
 import { createBenchAuth } from './auth.js';
 import { openBenchDatabase } from './database.js';
@@ -65,10 +66,9 @@ if (pair && values.against !== undefined) {
   process.stderr.write('bench:cpu: --pair and --against do not go together\n');
   process.exit(2);
 }
-const levels: readonly string[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const logLevel = values['log-level'] as LevelWithSilent;
-if (!levels.includes(logLevel)) {
-  process.stderr.write(`bench:cpu: --log-level takes ${levels.join(', ')}\n`);
+if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+  process.stderr.write(`bench:cpu: --log-level takes ${LOG_LEVELS.join(', ')}\n`);
   process.exit(2);
 }
 const requests = Number(values.requests);
@@ -130,13 +130,16 @@ function send(server: Pick<PoolgraphServer, 'requestListener'>, body: Buffer, to
   return response.done;
 }
 
+/** Where the servers' log lines go: opened once, for the life of this process. */
+const devNull = openSync('/dev/null', 'w');
+
 /** The servers' settings: a pool of 10, as `npm run bench` configures poolgraph. */
 function serverOptions(databaseUrl: string): CreateServerOptions {
   return {
     database: { connectionString: databaseUrl, size: 10, maxOverflow: 0, timeoutMs: 5_000, idleTimeoutMs: 30_000, recycleSeconds: 0, statementTimeoutMs: 10_000 },
     // As npm start logs (JSON, one line per request at info), to /dev/null: the lines cost what
     // they cost a server, and nobody reads them. One logger per server.
-    logger: createProcessOutput(logLevel, 'json', openSync('/dev/null', 'w')).logger,
+    logger: createProcessOutput(logLevel, 'json', devNull).logger,
     auth: { mode: 'jwt', tokens: { secret: auth.secret, jwksUrl: undefined, issuer: undefined, audience: undefined, clockToleranceS: 5 } },
   };
 }

@@ -46,7 +46,7 @@ import { createBenchAuth } from './auth.js';
 import { type NodeBinary, resolveNodeBinary } from './node-binary.js';
 import { type BenchDatabase, Observer, openBenchDatabase } from './database.js';
 import { type Measurement, measure, median, otherCores } from './measure.js';
-import { PEER_NAMES, PEER_WORKLOAD_NAMES, type PeerName, isPeerName, peerWorkload } from './peers.js';
+import { ensurePeersInstalled, PEER_NAMES, PEER_WORKLOAD_NAMES, type PeerName, isPeerName, peerWorkload } from './peers.js';
 import type { BenchTarget } from './protocol.js';
 import { allCorrect, type PeerRatio, rate, renderReport, type RunInfo, sorted } from './report.js';
 import { type LiveMeasurement, cpuMsPerDelivery, liveCorrect, liveMedian, liveOtherCores, measureLive } from './live.js';
@@ -149,6 +149,9 @@ try {
 log(`servers run on Node ${serverNode.version} (${serverNode.path})${serverNode.path === process.execPath ? '' : `; the load generator on ${process.version}`}`);
 const databaseUrl = process.env.DATABASE_URL || undefined;
 if (values.seed && !databaseUrl) log('--seed only matters with DATABASE_URL; the embedded database is always seeded');
+// Before any database or server: a peer install that fails ends the run here, once, with npm's lines.
+const peersRun = targets.some(isPeerName);
+if (peersRun) await ensurePeersInstalled(log);
 
 const busyBefore = machineBusySeconds();
 await new Promise((resolve) => setTimeout(resolve, 1_000));
@@ -176,8 +179,9 @@ try {
       AUTH_JWT_SECRET: auth.secret,
       POOL_SIZE: String(POOL_SIZE),
       POOL_MAX_OVERFLOW: String(MAX_OVERFLOW),
-      // Beside peers, poolgraph runs at npm start's defaults (issue 21): its request log line at info.
-      LOG_LEVEL: process.env.LOG_LEVEL || (values.peers ? 'info' : 'warn'),
+      // Beside peers (--peers, or named in --targets), poolgraph runs at npm start's defaults
+      // (issue 21): its request log line at info.
+      LOG_LEVEL: process.env.LOG_LEVEL || (peersRun ? 'info' : 'warn'),
     };
     const context = { database, token: auth.token, observer, env, connections, seconds, warmupSeconds, profileDir, verbose: values.verbose, nodePath: serverNode.path, log };
     /**

@@ -26,7 +26,6 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { type ServerProcess, spawnBenchServer, Tail } from './processes.js';
-import { requestProfile } from './profiler.js';
 import { postgraphileWorkload } from './peers/postgraphile-workloads.js';
 import { isExpectedBody, type Workload, type WorkloadName, WORKLOADS } from './workloads.js';
 
@@ -76,15 +75,14 @@ let installing: Promise<void> | undefined;
 /**
  * Installs the peers' dependencies (`npm ci` in tools/bench/peers) when its `node_modules` is
  * missing or older than its lockfile, printing one line that says so through `log`; does nothing
- * otherwise. About a minute the first time (430 packages from the npm registry). Called by
- * {@link startPeer}; calls after the first share its result. Rejects with npm's last lines.
+ * otherwise. About a minute the first time (430 packages from the npm registry). Called by the
+ * bench before it measures, and by {@link startPeer}; calls after the first share its result,
+ * a failure too. Rejects with npm's last lines.
  */
 export function ensurePeersInstalled(log: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): Promise<void> {
+  // A failed install is not tried again: every later call gets its error at once, rather than
+  // another `npm ci` per measurement.
   installing ??= install(log);
-  installing.catch(() => {
-    // A failed install is tried again by the next call.
-    installing = undefined;
-  });
   return installing;
 }
 
@@ -148,7 +146,6 @@ export async function startPeer(name: PeerName, options: StartPeerOptions): Prom
     env: options.profileFile ? { ...options.env, BENCH_PROFILE_FILE: options.profileFile } : options.env,
     verbose: options.verbose,
     nodePath: options.nodePath,
-    profile: requestProfile,
   });
 }
 

@@ -57,11 +57,13 @@ export function startServer(options: StartServerOptions): Promise<ServerProcess>
     env: options.profileFile ? { ...options.env, BENCH_PROFILE_FILE: options.profileFile } : options.env,
     verbose: options.verbose,
     nodePath: options.nodePath,
-    profile: requestProfile,
   });
 }
 
-/** What {@link spawnBenchServer} runs: any process that speaks the bench server protocol (protocol.ts). */
+/**
+ * What {@link spawnBenchServer} runs: any process that speaks the bench server protocol
+ * (protocol.ts), its profile endpoint (profiler.ts) included.
+ */
 export interface BenchServerSpawn {
   /** For messages: "the raw server", "the mercurius peer". */
   label: string;
@@ -73,8 +75,6 @@ export interface BenchServerSpawn {
   env: NodeJS.ProcessEnv;
   verbose: boolean;
   nodePath: string | undefined;
-  /** Starts or stops the process's profiler, given its origin. */
-  profile(origin: string, action: 'start' | 'stop'): Promise<void>;
 }
 
 /**
@@ -85,20 +85,28 @@ export async function spawnBenchServer(spec: BenchServerSpawn): Promise<ServerPr
   const child = spawn(spec.nodePath ?? process.execPath, spec.args, { cwd: spec.cwd, env: spec.env, stdio: ['ignore', 'pipe', 'pipe'] });
   const tail = new Tail();
   const exited = once(child, 'exit');
+  const lines = [createInterface({ input: child.stdout }), createInterface({ input: child.stderr })];
   const ready = new Promise<number>((resolve, reject) => {
     const onLine = (line: string) => {
       if (spec.verbose) process.stderr.write(`[${spec.prefix}] ${line}\n`);
       tail.push(line);
       if (line.startsWith(READY_PREFIX)) resolve((JSON.parse(line.slice(READY_PREFIX.length)) as { port: number }).port);
     };
-    createInterface({ input: child.stdout }).on('line', onLine);
-    createInterface({ input: child.stderr }).on('line', onLine);
+    for (const reader of lines) reader.on('line', onLine);
     void exited.then(([code]) => reject(new Error(`${spec.label} exited (${code}) before listening:\n${tail}`)));
   });
   const port = await withTimeout(ready, 60_000, `${spec.label} did not start within 60 s:\n${tail}`).catch((error: unknown) => {
     child.kill('SIGKILL');
     throw error;
   });
+  if (!spec.verbose) {
+    // Once it listens nothing reads its output (the tail is for a failed start), so stop splitting
+    // it into lines: poolgraph at LOG_LEVEL=info prints one per request, and parsing them in this
+    // process took CPU from the run it measures. The output is still drained, so it never blocks.
+    for (const reader of lines) reader.close();
+    child.stdout.resume();
+    child.stderr.resume();
+  }
   const origin = `http://127.0.0.1:${port}`;
   return {
     pid: pidOf(child),
@@ -107,7 +115,7 @@ export async function spawnBenchServer(spec: BenchServerSpawn): Promise<ServerPr
       const response = await fetch(`${origin}${STATS_PATH}`);
       return (await response.json()) as { requests: number; statements: number };
     },
-    profile: (action) => spec.profile(origin, action),
+    profile: (action) => requestProfile(origin, action),
     async stop() {
       if (child.exitCode !== null) return;
       child.kill('SIGTERM');

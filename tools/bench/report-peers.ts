@@ -1,5 +1,6 @@
 import type { Measurement } from './measure.js';
 import { PEER_SUMMARIES, PEER_WORKLOAD_NAMES, type PeerName, peerVersions } from './peers.js';
+import { fixed, okMeasurement, whole } from './report-format.js';
 import type { WorkloadName } from './workloads.js';
 
 /** poolgraph's req/s over one peer's on one workload: the median of the per-round ratios. */
@@ -16,13 +17,6 @@ export interface PeerRatio {
 const AHEAD_OF_MERCURIUS: readonly WorkloadName[] = ['W1', 'W3', 'W4'];
 const W2_OVER_BEST_PEER = 1.5;
 const W2_MAX_STATEMENTS = 3;
-
-const fixed = (value: number | undefined, digits: number) => (value === undefined ? '–' : value.toFixed(digits));
-const whole = (value: number | undefined) => (value === undefined ? '–' : Math.round(value).toLocaleString('en-US'));
-
-function measured(measurements: readonly Measurement[], target: string, workload: WorkloadName): Measurement | undefined {
-  return measurements.find((m) => m.target === target && m.workload === workload && m.status === 'ok');
-}
 
 /**
  * The report's section on the peers (`npm run bench -- --peers`): req/s and statements of each
@@ -47,10 +41,10 @@ export function peersSection(measurements: readonly Measurement[], ratios: reado
     `| --- | ---: | ${peers.map(() => '---: | ---:').join(' | ')} |`,
   ];
   for (const workload of PEER_WORKLOAD_NAMES) {
-    const own = measured(measurements, 'poolgraph', workload);
+    const own = okMeasurement(measurements, 'poolgraph', workload);
     if (!own) continue;
     const cells = peers.map((peer) => {
-      const theirs = measured(measurements, peer, workload);
+      const theirs = okMeasurement(measurements, peer, workload);
       const r = ratios.find((candidate) => candidate.peer === peer && candidate.workload === workload);
       const ratio = r ? `${fixed(r.ratio, 2)} ×${r.rounds > 1 ? ` (${fixed(r.range[0], 2)}–${fixed(r.range[1], 2)})` : ''}` : '–';
       return `${whole(theirs?.load?.requestsPerSecond)} (${fixed(theirs?.statementsPerRequest, 2)}) | ${ratio}`;
@@ -65,7 +59,7 @@ export function peersSection(measurements: readonly Measurement[], ratios: reado
   const w2 = ratios.filter((r) => r.workload === 'W2');
   if (w2.length > 0) {
     const best = w2.reduce((lowest, r) => (r.ratio < lowest.ratio ? r : lowest));
-    const statements = measured(measurements, 'poolgraph', 'W2')?.statementsPerRequest;
+    const statements = okMeasurement(measurements, 'poolgraph', 'W2')?.statementsPerRequest;
     const met = best.ratio >= W2_OVER_BEST_PEER && statements !== undefined && statements <= W2_MAX_STATEMENTS + 0.005;
     lines.push(
       `| W2 poolgraph ÷ the best peer (${best.peer}), at ≤ ${W2_MAX_STATEMENTS} statements | ${fixed(best.ratio, 2)} × at ${fixed(statements, 2)} | ` +

@@ -3,6 +3,7 @@ import { LIVE_CATEGORIES } from './live-workload.js';
 import { type Measurement, otherCores } from './measure.js';
 import type { BenchTarget } from './protocol.js';
 import { PEER_NAMES } from './peers.js';
+import { fixed, okMeasurement, whole } from './report-format.js';
 import { type PeerRatio, peersSection } from './report-peers.js';
 import { WORKLOADS, type WorkloadName } from './workloads.js';
 
@@ -66,13 +67,9 @@ export function sorted(measurements: readonly Measurement[]): Measurement[] {
   );
 }
 
-const fixed = (value: number | undefined, digits: number) => (value === undefined ? '–' : value.toFixed(digits));
-const whole = (value: number | undefined) => (value === undefined ? '–' : Math.round(value).toLocaleString('en-US'));
-
 /** Requests per second of a measured (target, workload), if it was measured. */
 export function rate(measurements: readonly Measurement[], target: BenchTarget, workload: WorkloadName): number | undefined {
-  return measurements.find((m) => m.target === target && m.workload === workload && m.status === 'ok')?.load
-    ?.requestsPerSecond;
+  return okMeasurement(measurements, target, workload)?.load?.requestsPerSecond;
 }
 
 /** True when every measured run answered every request right, and none failed. */
@@ -314,7 +311,7 @@ export function renderReport(
       .filter((w) => rows.some((m) => m.workload === w.name))
       .map((w) => `- **${w.name}**: ${w.summary}.`),
     '- **poolgraph**: `tools/bench/server.ts` runs `createServer` with the options `npm start` passes, ' +
-      'in a process of its own (one per workload), its pool warmed up to `POOL_SIZE`. `LOG_LEVEL` is `warn` unless set (`info`, the default of npm start, with `--peers`). ' +
+      'in a process of its own (one per workload), its pool warmed up to `POOL_SIZE`. `LOG_LEVEL` is `warn` unless set (`info`, the default of npm start, when peers run). ' +
       'Every poolgraph server, for every workload, runs with a random `AUTH_JWT_SECRET` of the run (`AUTH_MODE=jwt`) and ' +
       'logs in as the role above (where the bench may write: `poolgraph_app`, made with a random password, neither ' +
       'superuser nor `BYPASSRLS`, so row-level security binds it, as `npm start` requires in jwt mode); migrations, ' +

@@ -42,6 +42,8 @@ export function listenOnFreePort(server: Server): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
+      // Listening: a later error is the server's, not this promise's (which would swallow it).
+      server.off('error', reject);
       const address = server.address();
       if (address === null || typeof address === 'string') reject(new Error('the server has no TCP address'));
       else resolve(address.port);
